@@ -1,0 +1,67 @@
+"""The finding type shared by the linter and the runtime checker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+Applicability = Literal["safe", "unsafe"]
+
+DOCS_URL = "https://github.com/eqxlint/eqxlint/blob/main/rules/{code}.md"
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A position in a file: 1-based row, 1-based column (as Ruff reports them)."""
+
+    row: int
+    column: int
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace the text between two locations with `content`."""
+
+    content: str
+    location: Location
+    end_location: Location
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A rewrite that resolves a finding; `message` says it in one line."""
+
+    applicability: Applicability
+    message: str
+    edits: tuple[Edit, ...] = ()
+
+
+@dataclass
+class Diagnostic:
+    """One finding.
+
+    Static findings carry a file location; runtime findings carry `path`, the
+    pytree path written the way a user would index it (`model.layers[0].weight`).
+    `hint` is the line to write instead; `fix` is set when eqxlint can rewrite
+    the code itself.
+    """
+
+    code: str
+    message: str
+    hint: str = ""
+    filename: Optional[str] = None
+    location: Optional[Location] = None
+    end_location: Optional[Location] = None
+    fix: Optional[Fix] = None
+    path: Optional[str] = None
+    cell: Optional[int] = None
+    noqa_row: Optional[int] = None
+    source_line: Optional[str] = field(default=None, compare=False)
+
+    @property
+    def url(self) -> str:
+        return DOCS_URL.format(code=self.code)
+
+    def sort_key(self) -> tuple[str, int, int, int, str]:
+        loc = self.location or Location(0, 0)
+        return (self.filename or "", self.cell or 0, loc.row, loc.column, self.code)

@@ -1,0 +1,132 @@
+"""What a rule is: its documentation, its examples, its static check, its fix."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from dataclasses import dataclass, field
+from typing import ClassVar, Iterator, Optional
+
+import libcst as cst
+
+from eqxlint.diagnostics import Applicability
+from eqxlint.semantics import Semantics
+
+EXPECT_MARKER = re.compile(r"\s*# expect: (EQX\d{3}(?:, *EQX\d{3})*)\s*$")
+
+
+def dedent(text: str) -> str:
+    return textwrap.dedent(text).strip("\n") + "\n"
+
+
+@dataclass(frozen=True)
+class Bad:
+    """Code the rule must flag: each line ending in `# expect: EQXnnn` is a finding."""
+
+    code: str
+    note: str = ""
+
+    @property
+    def source(self) -> str:
+        return dedent(self.code)
+
+    def expected(self) -> list[tuple[int, str]]:
+        found: list[tuple[int, str]] = []
+        for row, line in enumerate(self.source.splitlines(), start=1):
+            match = EXPECT_MARKER.search(line)
+            if match:
+                found.extend((row, code.strip()) for code in match.group(1).split(","))
+        return found
+
+
+@dataclass(frozen=True)
+class Good:
+    """Correct code that looks like the mistake: the rule must stay quiet."""
+
+    code: str
+    note: str = ""
+
+    @property
+    def source(self) -> str:
+        return dedent(self.code)
+
+
+@dataclass(frozen=True)
+class FixCase:
+    """`before` becomes exactly `after` with --fix (and --unsafe-fixes when unsafe)."""
+
+    before: str
+    after: str
+
+    @property
+    def source_before(self) -> str:
+        return dedent(self.before)
+
+    @property
+    def source_after(self) -> str:
+        return dedent(self.after)
+
+
+@dataclass
+class Finding:
+    """What a rule reports: the node, the message, the line to write instead.
+
+    `replacements` pairs nodes of the parsed module with the nodes to put in
+    their place; the engine turns them into text edits, so nothing else in the
+    file changes.
+    """
+
+    node: cst.CSTNode
+    message: str
+    hint: str
+    replacements: tuple[tuple[cst.CSTNode, cst.CSTNode], ...] = ()
+    fix_message: Optional[str] = None
+
+
+class Rule:
+    """One mistake: one code, one page, one set of examples.
+
+    Subclasses set the class attributes and, when the rule has a static side,
+    implement `check`.
+    """
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    what_it_does: ClassVar[str]
+    why_bad: ClassVar[str]
+    example: ClassVar[str]
+    use_instead: ClassVar[str]
+    fix_safety: ClassVar[str]
+    runtime: ClassVar[str] = "None: this rule is static only."
+    real_error: ClassVar[str] = ""
+    known_limits: ClassVar[str] = ""
+    fix_applicability: ClassVar[Optional[Applicability]] = None
+    # The file must contain, for each group, at least one of its strings, or the
+    # rule cannot fire there and the file is not parsed for it.
+    triggers: ClassVar[tuple[tuple[bytes, ...], ...]] = ()
+    static: ClassVar[bool] = True
+    bad_examples: ClassVar[tuple[Bad, ...]] = ()
+    good_examples: ClassVar[tuple[Good, ...]] = ()
+    fix_examples: ClassVar[tuple[FixCase, ...]] = ()
+
+    def check(self, semantics: Semantics) -> Iterator[Finding]:
+        return iter(())
+
+    @classmethod
+    def may_fire(cls, source: bytes) -> bool:
+        """The cheap text test: False means the rule cannot fire on this source."""
+        if not cls.static:
+            return False
+        return all(any(needle in source for needle in group) for group in cls.triggers)
+
+
+@dataclass
+class RuleSet:
+    """The enabled rules, in code order."""
+
+    rules: list[type[Rule]] = field(default_factory=list)
+
+    @property
+    def codes(self) -> list[str]:
+        return [rule.code for rule in self.rules]

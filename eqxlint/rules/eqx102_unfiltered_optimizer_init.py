@@ -1,0 +1,322 @@
+"""EQX102: `optim.init(model)` on a module that holds non-array leaves."""
+
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+import libcst as cst
+
+from eqxlint.knowledge import optax_transforms
+from eqxlint.rules.base import Bad, FixCase, Finding, Good, Rule
+from eqxlint.semantics import Semantics, Value, keyword_arg, positional_args
+
+
+class UnfilteredOptimizerInit(Rule):
+    code = "EQX102"
+    name = "unfiltered-optimizer-init"
+    summary = "`optim.init(model)` on a module holding callables or Python scalars"
+    fix_applicability = "safe"
+    triggers = ((b".init(",), (b"optax",))
+    what_it_does = """
+        Checks for `optim.init(model)` where `optim` is an optax transformation and `model`
+        an Equinox module that holds non-array leaves: an `eqx.nn.MLP` (its activation
+        functions), `eqx.nn.Dropout` (its rate), `eqx.nn.BatchNorm` (its axis name),
+        pooling layers, `eqx.nn.Lambda`, or a module of your own with such a field.
+
+        Which `equinox.nn` layers hold non-array leaves is measured from the installed
+        equinox by `scripts/generate_knowledge.py`, not typed by hand.
+    """
+    why_bad = """
+        optax builds its state with `zeros_like` on every leaf of what it is given. A
+        function is not an array:
+
+        ```
+        TypeError: zeros_like requires ndarray or scalar arguments, got <class 'jax._src.custom_derivatives.custom_jvp'> at position 0.
+        ```
+
+        A string (BatchNorm's `axis_name`) fails with `data type 'batch' not understood`.
+        Python scalars (a `Dropout(p=0.1)`, an `int` field) pass `init` and break the first
+        `optim.update`, whose gradients have `None` there (`pytree structure error:
+        different types at key path`).
+    """
+    example = """
+        model = eqx.nn.MLP(2, 1, width_size=32, depth=2, key=key)
+        optim = optax.adam(1e-3)
+        opt_state = optim.init(model)
+    """
+    use_instead = """
+        model = eqx.nn.MLP(2, 1, width_size=32, depth=2, key=key)
+        optim = optax.adam(1e-3)
+        opt_state = optim.init(eqx.filter(model, eqx.is_inexact_array))
+    """
+    fix_safety = """
+        Safe. The fix wraps the model in `eqx.filter(model, eqx.is_inexact_array)`, the
+        same filter `eqx.filter_grad` uses, so the optimizer state has exactly the
+        structure of the gradients it will receive. The fix is offered when the file
+        imports `equinox` as a module (`import equinox as eqx`); otherwise the message
+        shows the line to write.
+    """
+    runtime = """
+        `check_model(model, opt_state=opt_state)` compares the optimizer state's
+        parameter-shaped subtrees with `eqx.filter(model, eqx.is_inexact_array)`;
+        `check_model(model, optim=optim)` runs `optim.init` and one `optim.update` on
+        abstract shapes (`jax.eval_shape`, no data). A model alone is never EQX102:
+        holding callables is normal.
+    """
+    real_error = ("TypeError: zeros_like requires ndarray or scalar arguments, got <class "
+                  "'jax._src.custom_derivatives.custom_jvp'> at position 0.")
+    known_limits = """
+        Quiet unless the code shows both sides: the optimizer built from an `optax` factory
+        (directly, or through `optax.chain`, `optax.MultiSteps`, `optax.inject_hyperparams`)
+        and the model built from an `equinox.nn` constructor or a class in the same file
+        that provably holds a non-array leaf (a `Callable` field given a function, an
+        `int`/`float`/`bool`/`str` field that is not `eqx.field(static=True)`, or a
+        submodule that holds one). Quiet for optimizers that keep no per-parameter state
+        (`optax.sgd` without momentum): those work unfiltered.
+    """
+
+    bad_examples = (
+        Bad("""
+            import equinox as eqx
+            import jax
+            import optax
+
+            model = eqx.nn.MLP(2, 1, width_size=32, depth=2, key=jax.random.PRNGKey(0))
+            optim = optax.adam(1e-3)
+            opt_state = optim.init(model)  # expect: EQX102
+        """, "the headline case"),
+        Bad("""
+            import equinox
+            import jax
+            import optax as ox
+
+            def make(key):
+                net = equinox.nn.Sequential([equinox.nn.Linear(2, 8, key=key),
+                                             equinox.nn.Lambda(jax.nn.relu)])
+                opt = ox.chain(ox.clip_by_global_norm(1.0), ox.adamw(1e-3))
+                return net, opt.init(net)  # expect: EQX102
+        """, "aliases, chain, Sequential with a Lambda"),
+        Bad("""
+            import equinox as eqx
+            import jax
+            import optax
+            from typing import Callable
+
+            class Net(eqx.Module):
+                linear: eqx.nn.Linear
+                activation: Callable
+
+                def __init__(self, key):
+                    self.linear = eqx.nn.Linear(2, 2, key=key)
+                    self.activation = jax.nn.gelu
+
+            model = Net(key)
+            opt_state = optax.adam(3e-4).init(model)  # expect: EQX102
+        """, "a module of the file with a Callable field, inline optimizer"),
+        Bad("""
+            import equinox as eqx
+            import optax
+
+            class Trainer:
+                def __init__(self, key):
+                    self.model = eqx.nn.MLP(4, 4, 16, 2, key=key)
+                    self.optim = optax.MultiSteps(optax.adam(1e-3), every_k_schedule=4)
+                    self.opt_state = self.optim.init(self.model)  # expect: EQX102
+        """, "attributes of self, MultiSteps"),
+        Bad("""
+            import equinox as eqx
+            import optax
+
+            class Block(eqx.Module):
+                dropout: eqx.nn.Dropout
+                linear: eqx.nn.Linear
+
+            class Model(Block):
+                depth: int
+
+            model = Model(eqx.nn.Dropout(0.1), eqx.nn.Linear(2, 2, key=key), 3)
+            optimizer = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
+            state = optimizer.init(model)  # expect: EQX102
+        """, "an int field, inherited Dropout, inject_hyperparams"),
+        Bad("""
+            from equinox.nn import BatchNorm
+            import optax
+
+            bn = BatchNorm(16, axis_name="batch")
+            opt_state = optax.sgd(0.1, momentum=0.9).init(bn)  # expect: EQX102
+        """, "from-import; sgd with momentum keeps state"),
+        Bad("""
+            import equinox as eqx
+            import jax
+            import optax
+
+            def activation(x):
+                return x * jax.nn.sigmoid(x)
+
+            class Net(eqx.Module):
+                fn: object = activation
+                w: jax.Array = None
+
+            optim = optax.lion(1e-4)
+            model = Net()
+            model = eqx.tree_at(lambda m: m.w, model, w)
+            opt_state = optim.init(model)  # expect: EQX102
+        """, "a default that is a function of the file; the model passed through tree_at"),
+    )
+    good_examples = (
+        Good("""
+            import equinox as eqx
+            import jax
+            import optax
+
+            model = eqx.nn.MLP(2, 1, width_size=32, depth=2, key=jax.random.PRNGKey(0))
+            optim = optax.adam(1e-3)
+            opt_state = optim.init(eqx.filter(model, eqx.is_inexact_array))
+        """, "filtered first"),
+        Good("""
+            import equinox as eqx
+            import optax
+
+            model = eqx.nn.Linear(2, 2, key=key)
+            opt_state = optax.adam(1e-3).init(model)
+        """, "Linear holds arrays only"),
+        Good("""
+            import equinox as eqx
+            import optax
+
+            model = eqx.nn.MLP(2, 1, 32, 2, key=key)
+            opt_state = optax.sgd(1e-2).init(model)
+        """, "sgd without momentum keeps no state"),
+        Good("""
+            import equinox as eqx
+            import torch
+
+            model = eqx.nn.MLP(2, 1, 32, 2, key=key)
+            optim = torch.optim.Adam(params, lr=1e-3)
+            state = optim.init(model)
+        """, "not optax"),
+        Good("""
+            import equinox as eqx
+            import optax
+
+            params, static = eqx.partition(model, eqx.is_array)
+            optim = optax.adam(1e-3)
+            opt_state = optim.init(params)
+        """, "the first half of a partition"),
+        Good("""
+            import equinox as eqx
+            import optax
+
+            class Net(eqx.Module):
+                linear: eqx.nn.Linear
+                depth: int = eqx.field(static=True)
+
+            optim = optax.adamw(1e-3)
+            opt_state = optim.init(Net(eqx.nn.Linear(2, 2, key=key), 2))
+        """, "an int field marked static is not a leaf"),
+        Good("""
+            import equinox as eqx
+            import optax
+
+            def init(model):
+                return model
+
+            model = eqx.nn.MLP(2, 2, 2, 2, key=key)
+            optim = optax.adam(1e-3)
+            state = init(model)
+        """, "a user's own init"),
+        Good("""
+            import equinox as eqx
+            import optax
+
+            optim = optax.adam(1e-3)
+            model = eqx.nn.MLP(2, 2, 2, 2, key=key)
+            model = load_checkpoint(model)
+            opt_state = optim.init(model)
+        """, "the model was rebound to something the code does not know"),
+        Good("""
+            import equinox as eqx
+            import optax
+
+            class Net(eqx.Module):
+                activation: callable
+
+            optim = optax.adam(1e-3)
+            opt_state = optim.init(Net(make_layer()))
+        """, "a Callable field given something the code does not show"),
+    )
+    fix_examples = (
+        FixCase("""
+            import equinox as eqx
+            import optax
+
+            model = eqx.nn.MLP(2, 1, 32, 2, key=key)
+            opt_state = optax.adam(1e-3).init(model)
+        """, """
+            import equinox as eqx
+            import optax
+
+            model = eqx.nn.MLP(2, 1, 32, 2, key=key)
+            opt_state = optax.adam(1e-3).init(eqx.filter(model, eqx.is_inexact_array))
+        """),
+    )
+
+    def check(self, semantics: Semantics) -> Iterator[Finding]:
+        for site in semantics.calls:
+            func = site.node.func
+            if not isinstance(func, cst.Attribute) or func.attr.value != "init":
+                continue
+            args = positional_args(site.node)
+            if len(args) != 1 or len(site.node.args) != 1:
+                continue
+            optimizer = semantics.infer(func.value, at=site)
+            if optimizer is None or optimizer.kind != "optimizer":
+                continue
+            if not _keeps_state_per_leaf(optimizer):
+                continue
+            model = semantics.infer(args[0], at=site)
+            if model is None:
+                continue
+            holds = semantics.non_array_leaf(model)
+            if holds is None:
+                continue
+            model_text = semantics.module.code_for_node(args[0])
+            optim_text = semantics.module.code_for_node(func.value)
+            eqx_alias = semantics.local_name_for("equinox")
+            wrapped = f"{eqx_alias or 'eqx'}.filter({model_text}, {eqx_alias or 'eqx'}.is_inexact_array)"
+            replacement: Optional[cst.BaseExpression] = None
+            if eqx_alias is not None:
+                replacement = cst.parse_expression(wrapped)
+            yield Finding(
+                node=site.node,
+                message=(
+                    f"`{optim_text}.init` is given the whole module, and not every leaf is an "
+                    f"array: {holds}; optax cannot make state for it"
+                ),
+                hint=f"Initialise on the arrays only: `{optim_text}.init({wrapped})`",
+                replacements=((args[0], replacement),) if replacement is not None else (),
+                fix_message=f"Filter the model: `{wrapped}`",
+            )
+
+
+def _keeps_state_per_leaf(optimizer: Value) -> bool:
+    """True when some part of the optimizer provably makes state for every leaf."""
+    transformations = optax_transforms.TRANSFORMATIONS
+    if "MultiSteps" in optimizer.factories:
+        return True  # MultiSteps accumulates gradients: zeros_like of every leaf
+    for factory in optimizer.factories:
+        known = transformations.get(factory)
+        if known is None:
+            continue
+        if not known["accepts_module"]:
+            return True
+        argument_name = optax_transforms.STATEFUL_WITH_ARGUMENT.get(factory)
+        if argument_name is not None and len(optimizer.factories) == 1 \
+                and isinstance(optimizer.call, cst.Call):
+            value = keyword_arg(optimizer.call, argument_name)
+            if value is None:
+                positional = positional_args(optimizer.call)
+                value = positional[1] if len(positional) > 1 and factory == "sgd" else None
+            if value is not None and not (isinstance(value, cst.Name) and value.value == "None"):
+                return True
+    return False
