@@ -44,8 +44,14 @@ def find_pyproject(start: Path) -> Optional[Path]:
         pyproject = candidate / "pyproject.toml"
         if pyproject.is_file():
             try:
-                data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+                text = pyproject.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as error:
+                if "tool.eqxlint" in text:  # ours, and broken: say so rather than ignore it
+                    raise ConfigError(f"{pyproject}: not valid TOML: {error}") from None
                 continue
             if "eqxlint" in data.get("tool", {}):
                 return pyproject

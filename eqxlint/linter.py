@@ -5,6 +5,7 @@ Everything here works on bytes and text; nothing imports jax.
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import difflib
 import fnmatch
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
 import libcst as cst
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
 
 from eqxlint.diagnostics import Diagnostic, Edit, Fix, Location
 from eqxlint.rules import all_rules
@@ -235,8 +236,7 @@ def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
             findings.append((rule, finding))
     if not findings:
         return []
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    positions = wrapper.resolve(PositionProvider)
+    positions = _positions_of(module, text, semantics, findings)
     lines = _Positions(text)
     diagnostics = []
     for rule, finding in findings:
@@ -259,6 +259,60 @@ def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
             source_line=lines.line_text(where.start.line)))
     diagnostics.sort(key=Diagnostic.sort_key)
     return diagnostics
+
+
+class _Placed(dict):
+    """CodeRanges of the nodes that findings need, keyed by node identity."""
+
+    def __getitem__(self, node: cst.CSTNode) -> CodeRange:
+        return dict.__getitem__(self, id(node))
+
+
+def _positions_of(module: cst.Module, text: str, semantics: Semantics,
+                  findings: Sequence[tuple[type[Rule], Finding]]) -> _Placed:
+    """Place each finding's nodes, laying out only the statements that hold them.
+
+    libcst's PositionProvider lays out the whole module, which costs more than the
+    parse on a big file. A module-level statement's code occurs verbatim in the text
+    (libcst is lossless); when it occurs exactly once, its own layout, shifted to
+    where it starts, gives the same positions. Otherwise: the whole module.
+    """
+    placed = _Placed()
+    by_statement: dict[int, tuple[cst.CSTNode, list[cst.CSTNode]]] = {}
+    for _, finding in findings:
+        anchor = finding.anchor if finding.anchor is not None else finding.node
+        site = semantics.site(anchor) if isinstance(anchor, cst.Call) else None
+        if site is None or site.statement is None:
+            return _positions_of_module(module)
+        nodes = [finding.node] + [old for old, _ in finding.replacements]
+        by_statement.setdefault(id(site.statement), (site.statement, []))[1].extend(nodes)
+    lines = _Positions(text)
+    for statement, nodes in by_statement.values():
+        code = module.code_for_node(statement)
+        start = text.find(code)
+        if start < 0 or text.find(code, start + 1) >= 0:
+            return _positions_of_module(module)
+        first_line = bisect.bisect_right(lines.starts, start)
+        if lines.starts[first_line - 1] != start:
+            return _positions_of_module(module)
+        alone = module.with_changes(body=[statement], header=[], footer=[])
+        local = MetadataWrapper(alone, unsafe_skip_copy=True).resolve(PositionProvider)
+        shift = first_line - 1
+        for node in nodes:
+            if node not in local:
+                return _positions_of_module(module)
+            where = local[node]
+            placed[id(node)] = CodeRange(CodePosition(where.start.line + shift, where.start.column),
+                                         CodePosition(where.end.line + shift, where.end.column))
+    return placed
+
+
+def _positions_of_module(module: cst.Module) -> _Placed:
+    placed = _Placed()
+    for node, where in MetadataWrapper(module, unsafe_skip_copy=True).resolve(
+            PositionProvider).items():
+        placed[id(node)] = where
+    return placed
 
 
 def _without_outer_parens(old: cst.CSTNode, new: cst.CSTNode) -> cst.CSTNode:

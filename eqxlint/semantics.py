@@ -19,6 +19,7 @@ several times the parse, and the rules need far less.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional, Sequence, Union
 
@@ -103,6 +104,8 @@ class CallSite:
     seq: int
     parent: Optional[cst.CSTNode]
     loops: tuple[int, ...]
+    # The module-level statement that contains the call (to place findings cheaply).
+    statement: Optional[cst.CSTNode] = field(default=None, repr=False)
 
 
 @dataclass
@@ -185,7 +188,7 @@ class Semantics:
     @classmethod
     def of(cls, module: cst.Module) -> "Semantics":
         semantics = cls(module)
-        module.visit(_Collector(semantics))
+        _Collector(semantics).walk(module)
         return semantics
 
     # -- names ---------------------------------------------------------------
@@ -591,11 +594,51 @@ def _annotation_is_static(default: Optional[cst.BaseExpression], semantics: Sema
     return False
 
 
-class _Collector(cst.CSTVisitor):
-    """The single pass that fills a Semantics."""
+# Fields that hold only layout (whitespace, commas, parentheses): never walked.
+_LAYOUT_FIELDS = {"lpar", "rpar", "comma", "dot", "semicolon", "leading_lines",
+                  "lines_after_decorators", "header", "footer", "trailing_whitespace", "equal",
+                  "colon", "newline", "operator", "first_line", "empty_lines", "indent",
+                  "asynchronous"}
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _child_fields(node_type: type) -> tuple[str, ...]:
+    names = _CHILD_FIELDS.get(node_type)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(node_type)
+                      if f.name not in _LAYOUT_FIELDS and not f.name.startswith("whitespace"))
+        _CHILD_FIELDS[node_type] = names
+    return names
+
+
+class _Collector:
+    """The single pass that fills a Semantics.
+
+    It walks the tree's dataclass fields itself instead of using libcst's visitor
+    machinery, which rebuilds every node it passes and costs several times more.
+    """
+
+    def walk(self, root: cst.CSTNode) -> None:
+        node_class = cst.CSTNode
+        pending: list[tuple[cst.CSTNode, bool]] = [(root, False)]
+        while pending:
+            node, leaving = pending.pop()
+            if leaving:
+                self.on_leave(node)
+                continue
+            self.on_visit(node)
+            pending.append((node, True))
+            children: list[tuple[cst.CSTNode, bool]] = []
+            for name in _child_fields(type(node)):
+                value = getattr(node, name)
+                if isinstance(value, node_class):
+                    children.append((value, False))
+                elif isinstance(value, (list, tuple)):
+                    children.extend((item, False) for item in value if isinstance(item, node_class))
+            children.reverse()
+            pending.extend(children)
 
     def __init__(self, semantics: Semantics) -> None:
-        super().__init__()
         self.sem = semantics
         self.seq = 0
         self.scope = semantics.module_scope
@@ -626,7 +669,7 @@ class _Collector(cst.CSTVisitor):
             cst.NamedExpr: self._named_expr,
         }
 
-    # The generic hooks: one dict lookup per node, no getattr dispatch.
+    # One dict lookup per node, no getattr dispatch.
     def on_visit(self, node: cst.CSTNode) -> bool:
         self.seq += 1
         handler = self.handlers.get(type(node))
@@ -645,12 +688,6 @@ class _Collector(cst.CSTVisitor):
             self.scope = self.scope.parent
         if self.loops and self.loops[-1] == id(original_node):
             self.loops.pop()
-
-    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
-        return None
-
-    def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
-        return None
 
     # -- helpers -------------------------------------------------------------
 
@@ -745,8 +782,9 @@ class _Collector(cst.CSTVisitor):
         # Skip the Arg wrapper so that a call's parent is the call that receives it.
         if isinstance(parent, cst.Arg) and len(self.stack) > 1:
             parent = self.stack[-2]
+        statement = self.stack[1] if len(self.stack) > 1 else None
         self.sem.calls.append(CallSite(node, self.sem.qualname(node.func), self.scope, self.seq,
-                                       parent, tuple(self.loops)))
+                                       parent, tuple(self.loops), statement))
 
     def _function(self, node: cst.CSTNode) -> None:
         assert isinstance(node, cst.FunctionDef)

@@ -81,6 +81,9 @@ class Finding:
     hint: str
     replacements: tuple[tuple[cst.CSTNode, cst.CSTNode], ...] = ()
     fix_message: Optional[str] = None
+    # A call in the same statement as `node`, when `node` is not itself a call:
+    # it lets the engine place the finding without laying out the whole file.
+    anchor: Optional[cst.Call] = None
 
 
 class Rule:

@@ -26,12 +26,8 @@ class ApplyUpdatesToFilteredModel(Rule):
         A filtered model has `None` wherever the filter said no: activation functions,
         `Dropout`'s rate, `None`-able submodules, Python scalars. `apply_updates` returns a
         tree of the same shape, so every one of those fields is `None` in the "updated
-        model". Nothing fails at the update: the error comes the next time the model is
-        called, many lines (or steps) later, as
-
-        ```
-        TypeError: 'NoneType' object is not callable
-        ```
+        model". Nothing fails at the update: the error (below) comes the next time the
+        model is called, many lines or steps later.
 
         `eqx.apply_updates` does not need a filtered model: the updates from
         `eqx.filter_grad` are `None` where the model holds non-arrays, and `apply_updates`

@@ -27,14 +27,8 @@ class UnfilteredOptimizerInit(Rule):
         equinox by `scripts/generate_knowledge.py`, not typed by hand.
     """
     why_bad = """
-        optax builds its state with `zeros_like` on every leaf of what it is given. A
-        function is not an array:
-
-        ```
-        TypeError: zeros_like requires ndarray or scalar arguments, got <class 'jax._src.custom_derivatives.custom_jvp'> at position 0.
-        ```
-
-        A string (BatchNorm's `axis_name`) fails with `data type 'batch' not understood`.
+        optax builds its state with `zeros_like` on every leaf of what it is given, and a
+        function is not an array (the error is quoted below). A string (BatchNorm's `axis_name`) fails with `data type 'batch' not understood`.
         Python scalars (a `Dropout(p=0.1)`, an `int` field) pass `init` and break the first
         `optim.update`, whose gradients have `None` there (`pytree structure error:
         different types at key path`).

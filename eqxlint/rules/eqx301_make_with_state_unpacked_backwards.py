@@ -28,12 +28,8 @@ class MakeWithStateUnpackedBackwards(Rule):
           `model.layers`): it is a tuple.
     """
     why_bad = """
-        The names now hold each other's values. The failure comes at the first call, far
-        from the cause:
-
-        ```
-        TypeError: Expected a callable value, got State(...)
-        ```
+        The names now hold each other's values. The failure (below) comes at the first
+        call of the "model", far from the cause.
 
         Flagging by a target's name is right here: the code says which value each
         position holds (`make_with_state` always returns `(model, state)`), and the name
@@ -248,6 +244,7 @@ def _check_pair(semantics: Semantics, site: CallSite, target: cst.Tuple | cst.Li
         hint=f"Swap the targets: `{second}, {first} = {call_text}`",
         replacements=((target, swapped),),
         fix_message=f"Swap the targets to `{second}, {first}`",
+        anchor=site.node,
     )
 
 

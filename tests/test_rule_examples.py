@@ -1,0 +1,86 @@
+"""Every rule's own examples: bad ones give exactly their codes at their lines,
+good ones give nothing, fixes turn `before` into `after`, re-parse and are idempotent."""
+
+from __future__ import annotations
+
+import libcst as cst
+import pytest
+
+from eqxlint.linter import Settings, fix_text, lint_bytes
+from eqxlint.rules import all_rules
+from eqxlint.rules.base import Bad, FixCase, Good, Rule
+
+ALL = list(all_rules())
+SETTINGS = Settings(rules=ALL)
+
+
+def _cases(kind: str) -> list:
+    cases = []
+    for rule in ALL:
+        for index, example in enumerate(getattr(rule, kind)):
+            cases.append(pytest.param(rule, example, id=f"{rule.code}-{kind}-{index}"))
+    return cases
+
+
+def _found(source: str) -> list[tuple[int, str]]:
+    result = lint_bytes(source.encode("utf-8"), "example.py", SETTINGS)
+    assert result.internal_error is None, result.internal_error
+    return sorted((d.location.row, d.code) for d in result.diagnostics)
+
+
+@pytest.mark.parametrize("rule, example", _cases("bad_examples"))
+def test_bad_example_is_flagged(rule: type[Rule], example: Bad) -> None:
+    expected = sorted(example.expected())
+    assert expected, "a bad example must mark its finding with `# expect: EQXnnn`"
+    assert _found(example.source) == expected
+
+
+@pytest.mark.parametrize("rule, example", _cases("good_examples"))
+def test_good_example_is_quiet(rule: type[Rule], example: Good) -> None:
+    assert _found(example.source) == []
+
+
+@pytest.mark.parametrize("rule, example", _cases("fix_examples"))
+def test_fix_example(rule: type[Rule], example: FixCase) -> None:
+    settings = Settings(rules=ALL, fix=True, unsafe_fixes=rule.fix_applicability == "unsafe")
+    fixed, applied, remaining, warnings = fix_text(example.source_before, "example.py", settings)
+    assert fixed == example.source_after
+    assert applied >= 1 and not warnings
+    assert [d for d in remaining if d.code == rule.code] == []
+    cst.parse_module(fixed)
+    again, applied_again, _, _ = fix_text(fixed, "example.py", settings)
+    assert again == fixed and applied_again == 0
+
+
+@pytest.mark.parametrize("rule", [r for r in ALL if r.static], ids=lambda r: r.code)
+def test_every_static_rule_has_enough_examples(rule: type[Rule]) -> None:
+    assert len(rule.bad_examples) >= 6
+    assert len(rule.good_examples) >= 8
+    if rule.fix_applicability is not None:
+        assert rule.fix_examples, "a rule with a fix shows it"
+
+
+@pytest.mark.parametrize("rule", ALL, ids=lambda r: r.code)
+def test_rule_is_documented(rule: type[Rule]) -> None:
+    for attribute in ("name", "summary", "what_it_does", "why_bad", "example", "use_instead",
+                      "fix_safety", "runtime"):
+        assert getattr(rule, attribute).strip(), attribute
+    assert rule.code.startswith("EQX") and len(rule.code) == 6
+    assert rule.__module__.rsplit(".", 1)[1].startswith(rule.code.lower() + "_")
+
+
+def test_codes_are_unique() -> None:
+    codes = [rule.code for rule in ALL]
+    assert len(codes) == len(set(codes))
+    names = [rule.name for rule in ALL]
+    assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("rule", [r for r in ALL if r.static], ids=lambda r: r.code)
+def test_doc_example_is_flagged_and_use_instead_is_not(rule: type[Rule]) -> None:
+    """The page's own Example / Use instead pair, in a file with the usual imports."""
+    header = "import equinox as eqx\nimport jax\nimport optax\n\n"
+    from eqxlint.rules.base import dedent
+
+    assert {code for _, code in _found(header + dedent(rule.example))} == {rule.code}
+    assert _found(header + dedent(rule.use_instead)) == []
