@@ -17,7 +17,7 @@ import tempfile
 import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import libcst as cst
 from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
@@ -92,14 +92,14 @@ def discover(paths: Sequence[str], exclude: Sequence[str] = (),
         return _matches_any(path, patterns, root)
 
     def add(path: Path) -> None:
-        key = path.resolve() if path.exists() else path
+        key = path.resolve() if _safely(path.exists) else path
         if key not in seen:
             seen.add(key)
             files.append(path)
 
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
+        if _safely(path.is_dir):
             def onerror(error: OSError, _path: Path = path) -> None:
                 problems.append(_unreadable(display_path(Path(error.filename or _path), root),
                                             error))
@@ -107,14 +107,14 @@ def discover(paths: Sequence[str], exclude: Sequence[str] = (),
                 dirnames[:] = sorted(
                     d for d in dirnames
                     if d not in DEFAULT_EXCLUDES and not d.endswith(".egg-info")
-                    and not (Path(folder) / d / "pyvenv.cfg").exists()
+                    and not _safely((Path(folder) / d / "pyvenv.cfg").exists)
                     and not excluded(Path(folder) / d)
                 )
                 for name in sorted(filenames):
                     candidate = Path(folder) / name
                     if name.endswith(PYTHON_SUFFIXES) and not excluded(candidate):
                         add(candidate)
-        elif path.exists() or path.is_symlink():
+        elif _safely(path.exists) or _safely(path.is_symlink):
             if not excluded(path):
                 add(path)
         else:
@@ -123,6 +123,14 @@ def discover(paths: Sequence[str], exclude: Sequence[str] = (),
                 hint="Check the path", filename=display_path(path, root),
                 location=Location(1, 1), end_location=Location(1, 1)))
     return files, problems
+
+
+def _safely(test: Callable[[], bool]) -> bool:
+    """A filesystem test that says False, not PermissionError, where it cannot look."""
+    try:
+        return test()
+    except OSError:
+        return False
 
 
 def _matches_any(path: Path, patterns: Sequence[str], root: Path) -> bool:
@@ -163,26 +171,41 @@ class Decoded:
     encoding: str
 
 
+class DecodeError(ValueError):
+    """Source bytes that do not decode; `row` is where (1 when unknown)."""
+
+    def __init__(self, message: str, row: int = 1) -> None:
+        super().__init__(message)
+        self.row = row
+
+
 def decode(data: bytes) -> Decoded:
     """Decode source bytes as Python does: BOM, then a coding cookie, else UTF-8.
 
-    Raises ValueError with a message fit for EQX000.
+    Raises DecodeError with a message fit for EQX000.
     """
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as error:
-        raise ValueError(str(error.msg if hasattr(error, "msg") else error)) from None
+        # Python's own words for the first two lines; name the line and the cause.
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            row = data[: bad.start].count(b"\n") + 1
+            raise DecodeError("bytes that are not valid UTF-8, and no other encoding is "
+                              "declared (is it a binary file?)", row) from None
+        raise DecodeError(str(error.msg)) from None
     try:
         codecs.lookup(encoding)
         text = data.decode(encoding)
     except LookupError:
-        raise ValueError(f"unknown encoding {encoding!r} declared") from None
+        raise DecodeError(f"unknown encoding {encoding!r} declared") from None
     except UnicodeDecodeError as error:
         row = data[: error.start].count(b"\n") + 1
-        raise ValueError(f"line {row}: bytes that are not valid {encoding}: "
-                         f"{error.reason}") from None
+        raise DecodeError(f"bytes that are not valid {encoding}: {error.reason}", row) from None
     if "\x00" in text:
-        raise ValueError("the file contains null bytes: is it a binary file?")
+        raise DecodeError("the file contains null bytes (is it a binary file?)",
+                          text[: text.index("\x00")].count("\n") + 1)
     return Decoded(text, encoding)
 
 
@@ -500,11 +523,12 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
     result = FileResult(display)
     try:
         decoded = decode(data)
-    except ValueError as error:
+    except DecodeError as error:
         result.diagnostics.append(Diagnostic(
             code=SYNTAX_ERROR, message=f"Could not decode: {error}",
             hint="Save the file as UTF-8 or declare its encoding (PEP 263)",
-            filename=display, location=Location(1, 1), end_location=Location(1, 1)))
+            filename=display, location=Location(error.row, 1),
+            end_location=Location(error.row, 1)))
         return result
     text = decoded.text
     result.original = text

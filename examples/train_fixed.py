@@ -1,6 +1,6 @@
 """eqxlint's demo: a small, complete Equinox training script.
 
-An MLP behind a BatchNorm learns y = sin(x) with Adam, then is compared with an
+An MLP with a BatchNorm learns y = sin(x) with Adam, then is compared with an
 untrained baseline. train_buggy.py holds the three mistakes eqxlint is for;
 train_fixed.py is what `eqxlint --fix examples/train_buggy.py` makes of it.
 """
@@ -12,18 +12,22 @@ import optax
 
 
 class Regressor(eqx.Module):
-    """An MLP with a BatchNorm in front: a model that carries state."""
+    """An MLP encoder, a BatchNorm and a linear head: a model that carries state."""
 
+    encoder: eqx.nn.MLP
     norm: eqx.nn.BatchNorm
-    mlp: eqx.nn.MLP
+    head: eqx.nn.Linear
 
     def __init__(self, key: jax.Array) -> None:
-        self.norm = eqx.nn.BatchNorm(1, axis_name="batch", mode="batch")
-        self.mlp = eqx.nn.MLP(1, 1, width_size=32, depth=2, activation=jax.nn.tanh, key=key)
+        encoder_key, head_key = jax.random.split(key)
+        self.encoder = eqx.nn.MLP(1, 16, width_size=32, depth=1, activation=jax.nn.tanh,
+                                  key=encoder_key)
+        self.norm = eqx.nn.BatchNorm(16, axis_name="batch", mode="batch")
+        self.head = eqx.nn.Linear(16, 1, key=head_key)
 
     def __call__(self, x: jax.Array, state: eqx.nn.State) -> tuple[jax.Array, eqx.nn.State]:
-        x, state = self.norm(x, state)
-        return self.mlp(x), state
+        hidden, state = self.norm(self.encoder(x), state)
+        return self.head(hidden), state
 
 
 def loss_fn(model: Regressor, state: eqx.nn.State, x: jax.Array, y: jax.Array):
