@@ -65,3 +65,48 @@ class Diagnostic:
     def sort_key(self) -> tuple[str, int, int, int, str]:
         loc = self.location or Location(0, 0)
         return (self.filename or "", self.cell or 0, loc.row, loc.column, self.code)
+
+
+class Diagnostics(list):  # type: ignore[type-arg]
+    """What `check_model` returns: a list of Diagnostic that shows as a table.
+
+    Plain text in a terminal (`str`), an HTML table in a notebook (`_repr_html_`).
+    """
+
+    def __str__(self) -> str:
+        if not self:
+            return "eqxlint: no problems found."
+        lines = []
+        for d in self:
+            lines.append(f"{d.code} {d.message}")
+            if d.hint:
+                lines.append(f"    fix: {d.hint}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"Diagnostics({list.__repr__(self)})"
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        if not self:
+            return "<p>eqxlint: no problems found.</p>"
+        rows = "".join(
+            f"<tr><td><a href='{escape(d.url)}'>{escape(d.code)}</a></td>"
+            f"<td><code>{escape(d.path or '')}</code></td><td>{escape(d.message)}</td>"
+            f"<td>{escape(d.hint)}</td></tr>" for d in self)
+        return ("<table><thead><tr><th>code</th><th>where</th><th>problem</th><th>fix</th>"
+                f"</tr></thead><tbody>{rows}</tbody></table>")
+
+
+class TrainabilityError(AssertionError):
+    """Raised by `assert_trainable`: every problem found, with its code, path and fix.
+
+    `.diagnostics` holds them. An AssertionError, as chex's assertions are.
+    """
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = Diagnostics(diagnostics)
+        count = len(diagnostics)
+        head = f"eqxlint found {count} problem{'s' if count != 1 else ''} with this model:"
+        super().__init__(f"{head}\n\n{self.diagnostics}")

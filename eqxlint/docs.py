@@ -24,9 +24,11 @@ def _code_block(text: str) -> str:
 
 
 def _sides(rule: type[Rule]) -> str:
-    static = "static" if rule.static else "engine"
-    runtime = "" if rule.runtime.strip().startswith("None") else " + runtime"
-    return static + runtime
+    if rule.code == "EQX000":
+        return "engine"
+    sides = (["static"] if rule.static else []) + \
+        ([] if rule.runtime.strip().startswith("None") else ["runtime"])
+    return " + ".join(sides)
 
 
 def _fix_label(rule: type[Rule]) -> str:

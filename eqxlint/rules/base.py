@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 import textwrap
 from dataclasses import dataclass, field
-from typing import ClassVar, Iterator, Optional
+from typing import TYPE_CHECKING, ClassVar, Iterator, Optional
 
 import libcst as cst
 
-from eqxlint.diagnostics import Applicability
+from eqxlint.diagnostics import Applicability, Diagnostic
 from eqxlint.semantics import Semantics
+
+if TYPE_CHECKING:  # the runtime context imports jax; the linter must not
+    from eqxlint.runtime.checker import RuntimeContext
 
 EXPECT_MARKER = re.compile(r"\s*# expect: (EQX\d{3}(?:, *EQX\d{3})*)\s*$")
 
@@ -114,6 +117,11 @@ class Rule:
     fix_examples: ClassVar[tuple[FixCase, ...]] = ()
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
+        """The static side: findings in one parsed file."""
+        return iter(())
+
+    def check_runtime(self, context: "RuntimeContext") -> Iterator[Diagnostic]:
+        """The runtime side: problems in a live model (imports jax inside)."""
         return iter(())
 
     @classmethod

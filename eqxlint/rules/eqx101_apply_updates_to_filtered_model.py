@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+import dataclasses
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import libcst as cst
 
+from eqxlint.diagnostics import Diagnostic
 from eqxlint.rules.base import Bad, FixCase, Finding, Good, Rule
 from eqxlint.semantics import Binding, CallSite, Semantics, Value, argument, dotted_name
+
+if TYPE_CHECKING:
+    from eqxlint.runtime.checker import RuntimeContext
 
 
 class ApplyUpdatesToFilteredModel(Rule):
@@ -250,6 +255,33 @@ class ApplyUpdatesToFilteredModel(Rule):
                 replacements=((tree, unfiltered),) if unfiltered is not None else (),
                 fix_message=f"Replace with the unfiltered model `{model_text}`",
             )
+
+    def check_runtime(self, context: "RuntimeContext") -> Iterator[Diagnostic]:
+        from eqxlint.runtime.tree import allows_none
+
+        for path, module in context.modules:
+            cls = type(module).__name__
+            for spec in dataclasses.fields(module):
+                if spec.metadata.get("static") or spec.default is None:
+                    continue
+                if getattr(module, spec.name, ...) is not None or allows_none(spec.type):
+                    continue
+                yield context.diagnostic(
+                    self, f"{path}.{spec.name}",
+                    f"is None, but `{cls}.{spec.name}` is annotated "
+                    f"`{_short_annotation(spec.type)}`: the model was rebuilt from a filtered "
+                    f"tree, which sets every non-array field to None",
+                    "Update the unfiltered model: `model = eqx.apply_updates(model, updates)` "
+                    "(or combine back: `eqx.combine(params, static)`)")
+
+
+def _short_annotation(annotation: object) -> str:
+    """`collections.abc.Hashable | typing.Sequence[int]` -> `Hashable | Sequence[int]`."""
+    import re
+
+    text = annotation if isinstance(annotation, str) else \
+        getattr(annotation, "__name__", None) if isinstance(annotation, type) else repr(annotation)
+    return re.sub(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)", r"\1", str(text))
 
 
 def _result_used_as_model(semantics: Semantics, site: CallSite) -> bool:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import libcst as cst
 
+from eqxlint.diagnostics import Diagnostic
 from eqxlint.knowledge import optax_transforms
 from eqxlint.rules.base import Bad, FixCase, Finding, Good, Rule
 from eqxlint.semantics import Semantics, Value, keyword_arg, positional_args
+
+if TYPE_CHECKING:
+    from eqxlint.runtime.checker import RuntimeContext
+
+FILTERED_INIT = "opt_state = optim.init(eqx.filter(model, eqx.is_inexact_array))"
 
 
 class UnfilteredOptimizerInit(Rule):
@@ -291,6 +297,52 @@ class UnfilteredOptimizerInit(Rule):
                 replacements=((args[0], replacement),) if replacement is not None else (),
                 fix_message=f"Filter the model: `{wrapped}`",
             )
+
+    def check_runtime(self, context: "RuntimeContext") -> Iterator[Diagnostic]:
+        from eqxlint.runtime.optimizer import stray_leaves
+        from eqxlint.runtime.tree import describe
+
+        if context.opt_state is not None:
+            for stray in stray_leaves(context.model, context.opt_state):
+                if stray.integer_array:
+                    continue  # EQX104's
+                yield context.diagnostic(
+                    self, stray.path,
+                    f"is {describe(stray.leaf)}, not a trainable array, yet the optimizer "
+                    f"state has a slot for it: `optim.init` was given the unfiltered model, and "
+                    f"the first `optim.update` will fail (its gradient there is None)",
+                    f"Initialise on the arrays only: `{FILTERED_INIT}`")
+        if context.optim is not None:
+            yield from _abstract_init_and_update(self, context)
+
+
+def _abstract_init_and_update(rule: Rule, context: "RuntimeContext") -> Iterator[Diagnostic]:
+    """Run `optim.init` and one `optim.update` on shapes only, as training would call them."""
+    import equinox as eqx
+    import jax
+
+    from eqxlint.runtime.tree import abstract, is_inexact_array_like
+
+    params = abstract(eqx.filter(context.model, is_inexact_array_like))
+    try:
+        state = jax.eval_shape(context.optim.init, params)
+    except Exception as error:
+        yield context.diagnostic(
+            rule, "model", f"`optim.init` fails on the model's trainable arrays: "
+            f"{type(error).__name__}: {_first_line(error)}", f"Check the optimizer: `{FILTERED_INIT}`")
+        return
+    try:
+        jax.eval_shape(lambda g, s, p: context.optim.update(g, s, p), params, state, params)
+    except Exception as error:
+        yield context.diagnostic(
+            rule, "model", f"`optim.update(grads, opt_state, params)` fails on the model's "
+            f"trainable arrays: {type(error).__name__}: {_first_line(error)}",
+            "Check the optimizer against the model's parameters")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def _keeps_state_per_leaf(optimizer: Value) -> bool:

@@ -1,0 +1,54 @@
+"""EQX601: NaN or Inf in a trainable array."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from eqxlint.diagnostics import Diagnostic
+from eqxlint.rules.base import Rule
+
+if TYPE_CHECKING:
+    from eqxlint.runtime.checker import RuntimeContext
+
+
+class NonFiniteParameters(Rule):
+    code = "EQX601"
+    name = "non-finite-parameters"
+    summary = "NaN or Inf in a trainable array"
+    static = False
+    what_it_does = """
+        Reports every floating-point array of the model that holds a NaN or an Inf, by path.
+    """
+    why_bad = """
+        One non-finite weight makes every output and every gradient NaN; the loss curve
+        shows it only as a flat line of `nan`.
+    """
+    example = """
+        assert_trainable(model)  # after a step with a learning rate that was too high
+    """
+    use_instead = """
+        optim = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-4))
+    """
+    fix_safety = "No automatic fix: find the step that produced it (`jax.debug_nans`)."
+    runtime = """
+        `check_model(model)` tests each concrete floating-point array with `jnp.isfinite`
+        on its device and moves one boolean per array to the host. Abstract models are skipped.
+    """
+    real_error = "(none: the loss becomes nan)"
+
+    def check_runtime(self, context: "RuntimeContext") -> Iterator[Diagnostic]:
+        import jax
+        import jax.numpy as jnp
+        import numpy as np
+
+        arrays = [(path, leaf) for path, leaf in context.leaves
+                  if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jnp.inexact)]
+        if not arrays:
+            return
+        finite = np.asarray(jnp.stack([jnp.isfinite(leaf).all() for _, leaf in arrays]))
+        for (path, leaf), ok in zip(arrays, finite):
+            if not ok:
+                yield context.diagnostic(
+                    self, path, f"holds NaN or Inf ({leaf.dtype}, shape {tuple(leaf.shape)})",
+                    "Find the step that made it: `jax.config.update('jax_debug_nans', True)`; "
+                    "clip gradients or lower the learning rate")

@@ -1,0 +1,60 @@
+"""check_model: run every rule's runtime predicate over one live model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from eqxlint.diagnostics import Diagnostic, Diagnostics, Fix
+from eqxlint.runtime import require_jax
+
+MODES = ("train", "eval")
+
+
+@dataclass
+class RuntimeContext:
+    """What the runtime predicates look at; expensive views are computed once."""
+
+    model: Any
+    opt_state: Any = None
+    optim: Any = None
+    state: Any = None
+    mode: str = "train"
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def leaves(self) -> list[tuple[str, Any]]:
+        from eqxlint.runtime.tree import leaves_with_paths
+
+        return leaves_with_paths(self.model, "model")
+
+    @cached_property
+    def modules(self) -> list[tuple[str, Any]]:
+        from eqxlint.runtime.tree import modules_with_paths
+
+        return list(modules_with_paths(self.model, "model"))
+
+    def diagnostic(self, rule: Any, path: str, predicate: str, hint: str) -> Diagnostic:
+        """A finding about `path`; `predicate` completes the sentence "`path` ..."."""
+        applicability = rule.fix_applicability or "unsafe"
+        return Diagnostic(code=rule.code, message=f"`{path}` {predicate}", hint=hint, path=path,
+                          fix=Fix(applicability, hint))
+
+
+def check_model(model: Any, *, opt_state: Any = None, optim: Any = None, state: Any = None,
+                mode: str = "train") -> Diagnostics:
+    require_jax()
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    from eqxlint.rules import all_rules, get_rule
+
+    context = RuntimeContext(model, opt_state=opt_state, optim=optim, state=state, mode=mode)
+    traced = list(get_rule("EQX602")().check_runtime(context))
+    if traced:  # nothing else can be said about tracers
+        return Diagnostics(traced)
+    found: list[Diagnostic] = []
+    for rule in all_rules():
+        if rule.code != "EQX602":
+            found.extend(rule().check_runtime(context))
+    return Diagnostics(found)
