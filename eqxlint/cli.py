@@ -10,12 +10,13 @@ from typing import Optional, Sequence
 import click
 
 from eqxlint import __version__
+from eqxlint.cache import CACHE_DIR_NAME
 from eqxlint.config import Config, ConfigError, resolve
 from eqxlint.diagnostics import Diagnostic
 from eqxlint.linter import SYNTAX_ERROR, FileResult, Settings, default_jobs, discover, \
     lint_bytes, lint_paths, unified_diff
 from eqxlint.report import REPORTERS
-from eqxlint.rules import all_rules, get_rule, rules_by_code, select_rules
+from eqxlint.rules import select_codes
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 FORMATS = tuple(REPORTERS)
@@ -28,6 +29,7 @@ def _codes(values: Sequence[str]) -> list[str]:
 
 def _explain(code: str) -> None:
     from eqxlint.docs import rule_page
+    from eqxlint.rules import get_rule
 
     try:
         rule = get_rule(code)
@@ -37,6 +39,8 @@ def _explain(code: str) -> None:
 
 
 def _list_rules() -> None:
+    from eqxlint.rules import all_rules
+
     width = max(len(rule.name) for rule in all_rules())
     for rule in all_rules():
         fix = {"safe": "[*]", "unsafe": "[~]"}.get(rule.fix_applicability or "", "   ")
@@ -46,6 +50,8 @@ def _list_rules() -> None:
 
 def _statistics(diagnostics: Sequence[Diagnostic]) -> str:
     counts = Counter(d.code for d in diagnostics)
+    from eqxlint.rules import rules_by_code
+
     fixable = {d.code for d in diagnostics if d.fix is not None and d.fix.edits}
     names = rules_by_code()
     lines = []
@@ -66,7 +72,8 @@ def _statistics(diagnostics: Sequence[Diagnostic]) -> str:
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
 @click.option("--output-format", type=click.Choice(FORMATS), default="full", show_default=True)
 @click.option("--config", "config_path", type=click.Path(), help="Read settings from this TOML file.")
-@click.option("--no-cache", is_flag=True, help="Accepted for compatibility; the linter is not cached yet.")
+@click.option("--no-cache", is_flag=True,
+              help="Neither read nor write .eqxlint_cache/ (findings of unchanged files).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: all cores).")
 @click.option("--statistics", is_flag=True, help="Count findings per rule instead of listing them.")
@@ -100,7 +107,8 @@ def main(paths: tuple[str, ...], select: tuple[str, ...], ignore: tuple[str, ...
     rules = _rules(config, select, ignore, extend_select)
     settings = Settings(rules=rules, fix=fix or diff, unsafe_fixes=unsafe_fixes,
                         per_file_ignores=config.per_file_ignores, root=Path.cwd(),
-                        use_prefilter=not no_prefilter)
+                        use_prefilter=not no_prefilter,
+                        cache_dir=None if no_cache else config.root / CACHE_DIR_NAME)
 
     results: list[FileResult] = []
     problems: list[Diagnostic] = []
@@ -156,14 +164,14 @@ def main(paths: tuple[str, ...], select: tuple[str, ...], ignore: tuple[str, ...
 
 
 def _rules(config: Config, select: tuple[str, ...], ignore: tuple[str, ...],
-           extend_select: tuple[str, ...]) -> list:
+           extend_select: tuple[str, ...]) -> list[str]:
     cli_select = _codes(select)
     cli_extend = _codes(extend_select)
     chosen_select = cli_select or config.select
     explicit = {code.upper() for code in cli_select + cli_extend}
     ignores = [code for code in config.ignore if code.upper() not in explicit] + _codes(ignore)
     try:
-        return select_rules(chosen_select, ignores, config.extend_select + cli_extend)
+        return select_codes(chosen_select, ignores, config.extend_select + cli_extend)
     except ValueError as error:
         raise click.UsageError(str(error))
 

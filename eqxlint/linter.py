@@ -1,6 +1,9 @@
 """Files -> parse -> semantics -> rules -> suppressions -> fixes.
 
-Everything here works on bytes and text; nothing imports jax.
+This module works on bytes and text: discovery, decoding, the cache, noqa, edits,
+writes. The parsing half is eqxlint.parse, imported only when a file must be
+parsed, so that a run whose files are all cached never imports libcst. Nothing here
+imports jax.
 """
 
 from __future__ import annotations
@@ -17,15 +20,13 @@ import tempfile
 import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence, Union
 
-import libcst as cst
-from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
+from eqxlint.diagnostics import Diagnostic, Edit, Location
 
-from eqxlint.diagnostics import Diagnostic, Edit, Fix, Location
-from eqxlint.rules import all_rules
-from eqxlint.rules.base import Finding, Rule
-from eqxlint.semantics import Semantics
+if TYPE_CHECKING:
+    from eqxlint.cache import Cache
+    from eqxlint.rules.base import Rule
 
 SYNTAX_ERROR = "EQX000"
 MAX_FIX_PASSES = 10
@@ -47,14 +48,37 @@ _NOQA = re.compile(
 
 @dataclass
 class Settings:
-    """What the engine needs to lint one file (picklable, for worker processes)."""
+    """What the engine needs to lint one file (picklable, for worker processes).
 
-    rules: list[type[Rule]]
+    `rules` holds rule codes ("EQX101") or rule classes; codes are resolved to
+    classes (importing the rule modules, and libcst) only when a file is parsed.
+    """
+
+    rules: Sequence[Union[str, type["Rule"]]]
     fix: bool = False
     unsafe_fixes: bool = False
     per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     root: Path = field(default_factory=Path.cwd)
     use_prefilter: bool = True
+    cache_dir: Optional[Path] = None  # None: no cache
+
+    @property
+    def codes(self) -> list[str]:
+        return [rule if isinstance(rule, str) else rule.code for rule in self.rules]
+
+    def rule_classes(self) -> list[type["Rule"]]:
+        from eqxlint.rules import rules_by_code
+
+        known = rules_by_code()
+        return [known[rule] if isinstance(rule, str) else rule for rule in self.rules]
+
+    def cache(self) -> Optional["Cache"]:
+        if self.cache_dir is None or self.fix:
+            return None  # fixing needs the parse; only plain checks are cached
+        from eqxlint.cache import Cache, fingerprint
+
+        return Cache(self.cache_dir, fingerprint(self.codes, self.per_file_ignores,
+                                                 self.use_prefilter))
 
 
 @dataclass
@@ -86,16 +110,16 @@ def discover(paths: Sequence[str], exclude: Sequence[str] = (),
     patterns = list(exclude) + list(extend_exclude)
     files: list[Path] = []
     problems: list[Diagnostic] = []
-    seen: set[Path] = set()
+    seen: set[str] = set()
 
-    def excluded(path: Path) -> bool:
-        return _matches_any(path, patterns, root)
+    def excluded(path: str) -> bool:
+        return bool(patterns) and _matches_any(Path(path), patterns, root)
 
-    def add(path: Path) -> None:
-        key = path.resolve() if _safely(path.exists) else path
+    def add(path: str) -> None:
+        key = os.path.normcase(os.path.abspath(path))  # cheap: no symlink resolution
         if key not in seen:
             seen.add(key)
-            files.append(path)
+            files.append(Path(path))
 
     for raw in paths:
         path = Path(raw)
@@ -103,20 +127,21 @@ def discover(paths: Sequence[str], exclude: Sequence[str] = (),
             def onerror(error: OSError, _path: Path = path) -> None:
                 problems.append(_unreadable(display_path(Path(error.filename or _path), root),
                                             error))
-            for folder, dirnames, filenames in os.walk(path, onerror=onerror):
+            for folder, dirnames, filenames in os.walk(raw, onerror=onerror):
                 dirnames[:] = sorted(
                     d for d in dirnames
                     if d not in DEFAULT_EXCLUDES and not d.endswith(".egg-info")
-                    and not _safely((Path(folder) / d / "pyvenv.cfg").exists)
-                    and not excluded(Path(folder) / d)
+                    and not os.path.isfile(os.path.join(folder, d, "pyvenv.cfg"))  # a venv
+                    and not excluded(os.path.join(folder, d))
                 )
                 for name in sorted(filenames):
-                    candidate = Path(folder) / name
-                    if name.endswith(PYTHON_SUFFIXES) and not excluded(candidate):
-                        add(candidate)
+                    if name.endswith(PYTHON_SUFFIXES):
+                        candidate = os.path.join(folder, name)
+                        if not excluded(candidate):
+                            add(candidate)
         elif _safely(path.exists) or _safely(path.is_symlink):
-            if not excluded(path):
-                add(path)
+            if not excluded(raw):
+                add(raw)
         else:
             problems.append(Diagnostic(
                 code=SYNTAX_ERROR, message="No such file or directory",
@@ -217,8 +242,8 @@ def encode(text: str, encoding: str) -> bytes:
 # Linting one source text
 
 
-class _Positions:
-    """Line offsets of a text, to turn libcst positions into text offsets."""
+class LineIndex:
+    """Where each line of a text starts, to turn (line, column) into offsets."""
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -231,131 +256,6 @@ class _Positions:
         start = self.starts[line - 1]
         end = self.starts[line] if line < len(self.starts) else len(self.text)
         return _NEWLINE.sub("", self.text[start:end])
-
-
-def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
-              raw: Optional[bytes] = None, use_prefilter: bool = True) -> list[Diagnostic]:
-    """All findings for one source text (before noqa and per-file ignores)."""
-    data = raw if raw is not None else text.encode("utf-8", "surrogatepass")
-    active = [rule for rule in rules if rule.static and (not use_prefilter or rule.may_fire(data))]
-    if not active:
-        return []
-    try:
-        module = cst.parse_module(text)
-    except cst.ParserSyntaxError as error:
-        return [_syntax_error(display, error.raw_line, error.raw_column, error.message, text)]
-    except (RecursionError, MemoryError):
-        return [Diagnostic(code=SYNTAX_ERROR, message="too deeply nested to parse",
-                           hint="Simplify the expression", filename=display,
-                           location=Location(1, 1), end_location=Location(1, 1))]
-    except Exception as error:  # libcst raises a few other types on odd input
-        return [Diagnostic(code=SYNTAX_ERROR, message=f"could not parse: {error}",
-                           hint="Check that this is a Python file", filename=display,
-                           location=Location(1, 1), end_location=Location(1, 1))]
-    semantics = Semantics.of(module)
-    findings: list[tuple[type[Rule], Finding]] = []
-    for rule in active:
-        for finding in rule().check(semantics):
-            findings.append((rule, finding))
-    if not findings:
-        return []
-    positions = _positions_of(module, text, semantics, findings)
-    lines = _Positions(text)
-    diagnostics = []
-    for rule, finding in findings:
-        where: CodeRange = positions[finding.node]
-        fix = None
-        if finding.replacements and rule.fix_applicability is not None:
-            edits = []
-            for old, new in finding.replacements:
-                span: CodeRange = positions[old]
-                edits.append(Edit(
-                    content=module.code_for_node(_without_outer_parens(old, new)),
-                    location=Location(span.start.line, span.start.column + 1),
-                    end_location=Location(span.end.line, span.end.column + 1)))
-            fix = Fix(rule.fix_applicability, finding.fix_message or finding.hint, tuple(edits))
-        diagnostics.append(Diagnostic(
-            code=rule.code, message=finding.message, hint=finding.hint, filename=display,
-            location=Location(where.start.line, where.start.column + 1),
-            end_location=Location(where.end.line, where.end.column + 1),
-            fix=fix, noqa_row=where.start.line,
-            source_line=lines.line_text(where.start.line)))
-    diagnostics.sort(key=Diagnostic.sort_key)
-    return diagnostics
-
-
-class _Placed(dict):
-    """CodeRanges of the nodes that findings need, keyed by node identity."""
-
-    def __getitem__(self, node: cst.CSTNode) -> CodeRange:
-        return dict.__getitem__(self, id(node))
-
-
-def _positions_of(module: cst.Module, text: str, semantics: Semantics,
-                  findings: Sequence[tuple[type[Rule], Finding]]) -> _Placed:
-    """Place each finding's nodes, laying out only the statements that hold them.
-
-    libcst's PositionProvider lays out the whole module, which costs more than the
-    parse on a big file. A module-level statement's code occurs verbatim in the text
-    (libcst is lossless); when it occurs exactly once, its own layout, shifted to
-    where it starts, gives the same positions. Otherwise: the whole module.
-    """
-    placed = _Placed()
-    by_statement: dict[int, tuple[cst.CSTNode, list[cst.CSTNode]]] = {}
-    for _, finding in findings:
-        anchor = finding.anchor if finding.anchor is not None else finding.node
-        site = semantics.site(anchor) if isinstance(anchor, cst.Call) else None
-        if site is None or site.statement is None:
-            return _positions_of_module(module)
-        nodes = [finding.node] + [old for old, _ in finding.replacements]
-        by_statement.setdefault(id(site.statement), (site.statement, []))[1].extend(nodes)
-    lines = _Positions(text)
-    for statement, nodes in by_statement.values():
-        code = module.code_for_node(statement)
-        start = text.find(code)
-        if start < 0 or text.find(code, start + 1) >= 0:
-            return _positions_of_module(module)
-        first_line = bisect.bisect_right(lines.starts, start)
-        if lines.starts[first_line - 1] != start:
-            return _positions_of_module(module)
-        alone = module.with_changes(body=[statement], header=[], footer=[])
-        local = MetadataWrapper(alone, unsafe_skip_copy=True).resolve(PositionProvider)
-        shift = first_line - 1
-        for node in nodes:
-            if node not in local:
-                return _positions_of_module(module)
-            where = local[node]
-            placed[id(node)] = CodeRange(CodePosition(where.start.line + shift, where.start.column),
-                                         CodePosition(where.end.line + shift, where.end.column))
-    return placed
-
-
-def _positions_of_module(module: cst.Module) -> _Placed:
-    placed = _Placed()
-    for node, where in MetadataWrapper(module, unsafe_skip_copy=True).resolve(
-            PositionProvider).items():
-        placed[id(node)] = where
-    return placed
-
-
-def _without_outer_parens(old: cst.CSTNode, new: cst.CSTNode) -> cst.CSTNode:
-    """libcst's positions exclude a node's own parentheses: so must its replacement."""
-    old_lpar, new_lpar = getattr(old, "lpar", ()), getattr(new, "lpar", ())
-    if not old_lpar or not new_lpar:
-        return new
-    count = min(len(old_lpar), len(new_lpar))
-    new_rpar = list(getattr(new, "rpar", ()))
-    return new.with_changes(lpar=list(new_lpar)[count:], rpar=new_rpar[:len(new_rpar) - count])
-
-
-def _syntax_error(display: str, line: int, column: int, message: str, text: str) -> Diagnostic:
-    lines = _Positions(text)
-    line = max(1, min(line, len(lines.starts)))
-    first = message.strip().splitlines()[0] if message.strip() else "invalid syntax"
-    return Diagnostic(code=SYNTAX_ERROR, message=f"SyntaxError: {first}",
-                      hint="Fix the syntax; this file was not checked", filename=display,
-                      location=Location(line, column + 1), end_location=Location(line, column + 1),
-                      noqa_row=line, source_line=lines.line_text(line))
 
 
 def noqa_map(text: str) -> dict[int, Optional[set[str]]]:
@@ -404,7 +304,7 @@ def suppress(diagnostics: list[Diagnostic], text: str, display: str,
 
 def apply_edits(text: str, edits: Iterable[Edit]) -> str:
     """Apply non-overlapping edits (callers make sure they do not overlap)."""
-    lines = _Positions(text)
+    lines = LineIndex(text)
     spans = sorted(((lines.offset(e.location.row, e.location.column - 1),
                      lines.offset(e.end_location.row, e.end_location.column - 1), e.content)
                     for e in edits), reverse=True)
@@ -418,23 +318,18 @@ def _applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:
         diagnostic.fix.applicability == "safe" or unsafe)
 
 
-def _parses(text: str) -> bool:
-    try:
-        cst.parse_module(text)
-    except Exception:
-        return False
-    return True
-
-
 def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] = None
              ) -> tuple[str, int, list[Diagnostic], list[str]]:
     """Apply fixes until none is left; return (text, fixes applied, findings left, warnings)."""
+    from eqxlint.parse import lint_text, parses
+
+    rules = settings.rule_classes()
     applied = 0
     warnings: list[str] = []
     rejected: set[tuple[str, int, int]] = set()
     current = text
     for _ in range(MAX_FIX_PASSES):
-        diagnostics = suppress(lint_text(current, display, settings.rules,
+        diagnostics = suppress(lint_text(current, display, rules,
                                          raw if current is text else None,
                                          settings.use_prefilter),
                                current, display, settings.per_file_ignores)
@@ -452,7 +347,7 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
             chosen.append(diagnostic)
             taken.extend(spans)
         candidate = apply_edits(current, [e for d in chosen for e in d.fix.edits])  # type: ignore[union-attr]
-        if _parses(candidate):
+        if parses(candidate):
             current = candidate
             applied += len(chosen)
             continue
@@ -460,7 +355,7 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
         progress = False
         for diagnostic in chosen:
             single = apply_edits(current, diagnostic.fix.edits)  # type: ignore[union-attr]
-            if _parses(single):
+            if parses(single):
                 current = single
                 applied += 1
                 progress = True
@@ -470,7 +365,7 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
                             f"the {diagnostic.code} fix would not re-parse; left as it was")
         if not progress and not fixable:
             break
-    diagnostics = suppress(lint_text(current, display, settings.rules, None,
+    diagnostics = suppress(lint_text(current, display, rules, None,
                                      settings.use_prefilter),
                            current, display, settings.per_file_ignores)
     return current, applied, diagnostics, warnings
@@ -540,7 +435,10 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
             result.warnings = warnings
             result.fixed_text = new_text
         else:
-            diagnostics = lint_text(text, display, settings.rules, data, settings.use_prefilter)
+            from eqxlint.parse import lint_text
+
+            diagnostics = lint_text(text, display, settings.rule_classes(), data,
+                                    settings.use_prefilter)
             result.diagnostics = suppress(diagnostics, text, display, settings.per_file_ignores)
     except Exception as error:  # a bug in eqxlint: say so, keep going
         result.internal_error = f"{display}: internal error: {type(error).__name__}: {error}"
@@ -555,7 +453,14 @@ def lint_path(path: Path, display: str, settings: Settings, write: bool) -> File
         result = FileResult(display)
         result.diagnostics.append(_unreadable(display, error))
         return result
+    cache = settings.cache()
+    if cache is not None:
+        cached = cache.get(display, data)
+        if cached is not None:
+            return FileResult(display, diagnostics=cached)
     result = lint_bytes(data, display, settings)
+    if cache is not None and result.internal_error is None:
+        cache.put(display, data, result.diagnostics)
     if write and result.changed and result.fixed_text is not None:
         try:
             encoding = decode(data).encoding
@@ -568,8 +473,21 @@ def lint_path(path: Path, display: str, settings: Settings, write: bool) -> File
 
 def lint_paths(files: Sequence[Path], settings: Settings, write: bool, jobs: int
                ) -> Iterator[FileResult]:
-    """Lint many files; in parallel processes when there are enough of them."""
+    """Lint many files: cache hits here, the rest in parallel processes when there are many."""
     displays = [display_path(path, settings.root) for path in files]
+    cache = settings.cache()
+    if cache is not None:
+        misses = []
+        for path, display in zip(files, displays):
+            try:
+                cached = cache.get(display, path.read_bytes())
+            except OSError:
+                cached = None
+            if cached is None:
+                misses.append((path, display))
+            else:
+                yield FileResult(display, diagnostics=cached)
+        files, displays = [m[0] for m in misses], [m[1] for m in misses]
     if jobs <= 1 or len(files) < 4:
         for path, display in zip(files, displays):
             yield lint_path(path, display, settings, write)
@@ -577,7 +495,7 @@ def lint_paths(files: Sequence[Path], settings: Settings, write: bool, jobs: int
     from concurrent.futures import ProcessPoolExecutor
 
     chunk = max(1, min(32, len(files) // (jobs * 8)))
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:
         yield from pool.map(lint_path, files, displays, [settings] * len(files),
                             [write] * len(files), chunksize=chunk)
 
@@ -587,12 +505,3 @@ def default_jobs() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
-
-
-def rules_for(codes: Sequence[str]) -> list[type[Rule]]:
-    wanted = set(codes)
-    return [rule for rule in all_rules() if rule.code in wanted]
-
-
-def stdin_bytes() -> bytes:
-    return sys.stdin.buffer.read()

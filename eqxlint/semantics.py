@@ -128,9 +128,6 @@ class ClassInfo:
     init_defaults: dict[str, Optional[cst.BaseExpression]] = field(default_factory=dict)
 
 
-_SCOPE_NODES = (cst.FunctionDef, cst.Lambda, cst.ClassDef, cst.ListComp, cst.SetComp,
-                cst.DictComp, cst.GeneratorExp)
-_LOOP_NODES = (cst.For, cst.While)
 
 _FUNCTION_NAMESPACES = ("jax.nn.", "jax.numpy.", "jax.lax.", "jax.scipy.", "numpy.", "math.",
                         "equinox.nn.functional.")

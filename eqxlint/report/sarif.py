@@ -7,7 +7,6 @@ from typing import Any, Sequence
 
 from eqxlint import __version__
 from eqxlint.diagnostics import DOCS_URL, Diagnostic, Location
-from eqxlint.rules import all_rules
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
@@ -44,6 +43,8 @@ def _result(d: Diagnostic, index: dict[str, int]) -> dict[str, Any]:
 
 
 def render(diagnostics: Sequence[Diagnostic]) -> str:
+    from eqxlint.rules import all_rules
+
     rules = list(all_rules())
     index = {rule.code: i for i, rule in enumerate(rules)}
     document = {

@@ -1,0 +1,158 @@
+"""The part of the engine that parses: libcst, the Semantics pass, rules, positions.
+
+Kept apart from linter.py so that a run whose files are all cached never imports
+libcst (most of such a run's cost).
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import TYPE_CHECKING, Optional, Sequence
+
+import libcst as cst
+
+from eqxlint.diagnostics import Diagnostic, Edit, Fix, Location
+from eqxlint.linter import SYNTAX_ERROR, LineIndex
+from eqxlint.rules.base import Finding, Rule
+from eqxlint.semantics import Semantics
+
+if TYPE_CHECKING:
+    from libcst.metadata import CodeRange
+
+def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
+              raw: Optional[bytes] = None, use_prefilter: bool = True) -> list[Diagnostic]:
+    """All findings for one source text (before noqa and per-file ignores)."""
+    data = raw if raw is not None else text.encode("utf-8", "surrogatepass")
+    active = [rule for rule in rules if rule.static and (not use_prefilter or rule.may_fire(data))]
+    if not active:
+        return []
+    try:
+        module = cst.parse_module(text)
+    except cst.ParserSyntaxError as error:
+        return [_syntax_error(display, error.raw_line, error.raw_column, error.message, text)]
+    except (RecursionError, MemoryError):
+        return [Diagnostic(code=SYNTAX_ERROR, message="too deeply nested to parse",
+                           hint="Simplify the expression", filename=display,
+                           location=Location(1, 1), end_location=Location(1, 1))]
+    except Exception as error:  # libcst raises a few other types on odd input
+        return [Diagnostic(code=SYNTAX_ERROR, message=f"could not parse: {error}",
+                           hint="Check that this is a Python file", filename=display,
+                           location=Location(1, 1), end_location=Location(1, 1))]
+    semantics = Semantics.of(module)
+    findings: list[tuple[type[Rule], Finding]] = []
+    for rule in active:
+        for finding in rule().check(semantics):
+            findings.append((rule, finding))
+    if not findings:
+        return []
+    positions = _positions_of(module, text, semantics, findings)
+    lines = LineIndex(text)
+    diagnostics = []
+    for rule, finding in findings:
+        where = positions[finding.node]
+        fix = None
+        if finding.replacements and rule.fix_applicability is not None:
+            edits = []
+            for old, new in finding.replacements:
+                span = positions[old]
+                edits.append(Edit(
+                    content=module.code_for_node(_without_outer_parens(old, new)),
+                    location=Location(span.start.line, span.start.column + 1),
+                    end_location=Location(span.end.line, span.end.column + 1)))
+            fix = Fix(rule.fix_applicability, finding.fix_message or finding.hint, tuple(edits))
+        diagnostics.append(Diagnostic(
+            code=rule.code, message=finding.message, hint=finding.hint, filename=display,
+            location=Location(where.start.line, where.start.column + 1),
+            end_location=Location(where.end.line, where.end.column + 1),
+            fix=fix, noqa_row=where.start.line,
+            source_line=lines.line_text(where.start.line)))
+    diagnostics.sort(key=Diagnostic.sort_key)
+    return diagnostics
+
+
+class _Placed(dict):  # type: ignore[type-arg]
+    """CodeRanges of the nodes that findings need, keyed by node identity."""
+
+    def __getitem__(self, node: cst.CSTNode) -> "CodeRange":
+        return dict.__getitem__(self, id(node))
+
+
+def _positions_of(module: cst.Module, text: str, semantics: Semantics,
+                  findings: Sequence[tuple[type[Rule], Finding]]) -> _Placed:
+    """Place each finding's nodes, laying out only the statements that hold them.
+
+    libcst's PositionProvider lays out the whole module, which costs more than the
+    parse on a big file. A module-level statement's code occurs verbatim in the text
+    (libcst is lossless); when it occurs exactly once, its own layout, shifted to
+    where it starts, gives the same positions. Otherwise: the whole module.
+    """
+    from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
+
+    placed = _Placed()
+    by_statement: dict[int, tuple[cst.CSTNode, list[cst.CSTNode]]] = {}
+    for _, finding in findings:
+        anchor = finding.anchor if finding.anchor is not None else finding.node
+        site = semantics.site(anchor) if isinstance(anchor, cst.Call) else None
+        if site is None or site.statement is None:
+            return _positions_of_module(module)
+        nodes = [finding.node] + [old for old, _ in finding.replacements]
+        by_statement.setdefault(id(site.statement), (site.statement, []))[1].extend(nodes)
+    lines = LineIndex(text)
+    for statement, nodes in by_statement.values():
+        code = module.code_for_node(statement)
+        start = text.find(code)
+        if start < 0 or text.find(code, start + 1) >= 0:
+            return _positions_of_module(module)
+        first_line = bisect.bisect_right(lines.starts, start)
+        if lines.starts[first_line - 1] != start:
+            return _positions_of_module(module)
+        alone = module.with_changes(body=[statement], header=[], footer=[])
+        local = MetadataWrapper(alone, unsafe_skip_copy=True).resolve(PositionProvider)
+        shift = first_line - 1
+        for node in nodes:
+            if node not in local:
+                return _positions_of_module(module)
+            where = local[node]
+            placed[id(node)] = CodeRange(CodePosition(where.start.line + shift, where.start.column),
+                                         CodePosition(where.end.line + shift, where.end.column))
+    return placed
+
+
+def _positions_of_module(module: cst.Module) -> _Placed:
+    from libcst.metadata import MetadataWrapper, PositionProvider
+
+    placed = _Placed()
+    for node, where in MetadataWrapper(module, unsafe_skip_copy=True).resolve(
+            PositionProvider).items():
+        placed[id(node)] = where
+    return placed
+
+
+def _without_outer_parens(old: cst.CSTNode, new: cst.CSTNode) -> cst.CSTNode:
+    """libcst's positions exclude a node's own parentheses: so must its replacement."""
+    old_lpar, new_lpar = getattr(old, "lpar", ()), getattr(new, "lpar", ())
+    if not old_lpar or not new_lpar:
+        return new
+    count = min(len(old_lpar), len(new_lpar))
+    new_rpar = list(getattr(new, "rpar", ()))
+    return new.with_changes(lpar=list(new_lpar)[count:], rpar=new_rpar[:len(new_rpar) - count])
+
+
+def _syntax_error(display: str, line: int, column: int, message: str, text: str) -> Diagnostic:
+    lines = LineIndex(text)
+    line = max(1, min(line, len(lines.starts)))
+    first = message.strip().splitlines()[0] if message.strip() else "invalid syntax"
+    return Diagnostic(code=SYNTAX_ERROR, message=f"SyntaxError: {first}",
+                      hint="Fix the syntax; this file was not checked", filename=display,
+                      location=Location(line, column + 1), end_location=Location(line, column + 1),
+                      noqa_row=line, source_line=lines.line_text(line))
+
+
+def parses(text: str) -> bool:
+    try:
+        cst.parse_module(text)
+    except Exception:
+        return False
+    return True
+
+
