@@ -31,16 +31,22 @@ def fingerprint(rule_codes: list[str], per_file_ignores: dict[str, list[str]],
 class Cache:
     def __init__(self, folder: Path, settings_fingerprint: str) -> None:
         self.folder = folder / __version__
-        self.settings = settings_fingerprint
+        self._folder = os.fspath(self.folder)
+        self.settings = settings_fingerprint.encode()
 
     def _entry(self, display: str, data: bytes) -> Path:
-        digest = hashlib.sha256(self.settings.encode() + b"\0" + display.encode() + b"\0" + data)
-        key = digest.hexdigest()
-        return self.folder / key[:2] / f"{key}.json"
+        return Path(self._entry_name(display, data))
+
+    def _entry_name(self, display: str, data: bytes) -> str:
+        key = hashlib.sha256(self.settings + b"\0" + display.encode() + b"\0" + data).hexdigest()
+        return os.path.join(self._folder, key[:2], key + ".json")
 
     def get(self, display: str, data: bytes) -> Optional[list[Diagnostic]]:
         try:
-            raw = self._entry(display, data).read_text(encoding="utf-8")
+            with open(self._entry_name(display, data), encoding="utf-8") as stream:
+                raw = stream.read()
+            if raw == "[]":
+                return []  # most files: no findings, nothing to decode
             return [_load(item) for item in json.loads(raw)]
         except (OSError, ValueError, KeyError, TypeError):
             return None

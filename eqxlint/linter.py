@@ -172,11 +172,13 @@ def _matches_any(path: Path, patterns: Sequence[str], root: Path) -> bool:
 
 
 def display_path(path: Path, root: Path) -> str:
+    """The path as findings show it: relative to `root`, with forward slashes."""
+    text = os.fspath(path)
     try:
-        return Path(os.path.relpath(path, root)).as_posix() if path.is_absolute() \
-            or not str(path).startswith("..") else path.as_posix()
-    except ValueError:
-        return path.as_posix()
+        text = os.path.relpath(text, root)
+    except ValueError:  # another drive (Windows)
+        pass
+    return text.replace(os.sep, "/")
 
 
 def _unreadable(display: str, error: OSError) -> Diagnostic:
@@ -492,10 +494,18 @@ def lint_paths(files: Sequence[Path], settings: Settings, write: bool, jobs: int
         for path, display in zip(files, displays):
             yield lint_path(path, display, settings, write)
         return
+    import multiprocessing
+    import threading
     from concurrent.futures import ProcessPoolExecutor
 
+    # fork is cheapest, but unsafe in a process with threads (JAX starts some when
+    # eqxlint is driven from Python beside it): then start clean interpreters.
+    threaded = threading.active_count() > 1 or "jax" in sys.modules
+    method = "spawn" if threaded or "fork" not in multiprocessing.get_all_start_methods() \
+        else "fork"
     chunk = max(1, min(32, len(files) // (jobs * 8)))
-    with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:
+    with ProcessPoolExecutor(max_workers=min(jobs, len(files)),
+                             mp_context=multiprocessing.get_context(method)) as pool:
         yield from pool.map(lint_path, files, displays, [settings] * len(files),
                             [write] * len(files), chunksize=chunk)
 

@@ -1,0 +1,205 @@
+"""eqxlint against Fixit, TorchFix, flake8, Ruff and a bare libcst parse, on the same files.
+
+    benchmarks/setup-tools.sh                 # once: the other linters, in their own venv
+    python benchmarks/compare.py CORPUS       # CORPUS from shared/corpus/build-corpus.sh
+
+Every number comes from this one run on this machine; the table gives seconds of
+wall time, CPU seconds (user + system, all processes), files per second, peak
+memory (largest process) and each time as a ratio to eqxlint's cold single-process
+run. The other linters run with their default rules (Ruff with every rule), and
+their exit status is ignored: only the time is compared.
+
+eqxlint and the bare parse run with this interpreter's libcst; TorchFix pins an older
+libcst in its own venv. The table names both versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DEFAULT_TOOLS_VENV = HERE / ".venv-tools"
+
+BARE_PARSE = r"""
+import io, sys, tokenize
+from pathlib import Path
+import libcst
+ok = failed = 0
+for path in sorted(Path(sys.argv[1]).rglob("*.py")):
+    data = path.read_bytes()
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        libcst.parse_module(data.decode(encoding))
+        ok += 1
+    except Exception:
+        failed += 1
+print(f"parsed {ok}, failed {failed}", file=sys.stderr)
+"""
+
+
+@dataclass
+class Measure:
+    label: str
+    wall: float
+    cpu: float
+    peak_mb: float
+    note: str = ""
+
+
+def run(argv: list[str], cwd: Path, env: Optional[dict[str, str]] = None) -> Measure:
+    """Wall time, CPU time of the process and its children, and peak RSS (Linux wait4)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    _, _, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    process.returncode = 0  # reaped by wait4
+    return Measure(" ".join(Path(argv[0]).name if i == 0 else a for i, a in enumerate(argv)),
+                   wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+def median_wall(argv: list[str], cwd: Path, repeat: int) -> Measure:
+    runs = [run(argv, cwd) for _ in range(repeat)]
+    wall = statistics.median(m.wall for m in runs)
+    return Measure(runs[0].label, wall, statistics.median(m.cpu for m in runs),
+                   max(m.peak_mb for m in runs), f"median of {repeat}")
+
+
+def corpus_size(corpus: Path) -> tuple[int, int]:
+    files = lines = 0
+    for path in corpus.rglob("*.py"):
+        files += 1
+        with open(path, "rb") as stream:
+            lines += sum(1 for _ in stream)
+    return files, lines
+
+
+def tool(name: str, tools_venv: Path) -> Optional[str]:
+    candidate = tools_venv / "bin" / name
+    if candidate.exists():
+        return str(candidate)
+    return shutil.which(name)
+
+
+def library_version(python: str, module: str) -> str:
+    completed = subprocess.run([python, "-c", f"import importlib.metadata as m; "
+                                f"print(m.version('{module}'))"], capture_output=True, text=True)
+    return completed.stdout.strip() or "?"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("corpus", type=Path)
+    parser.add_argument("--tools-venv", type=Path, default=DEFAULT_TOOLS_VENV)
+    parser.add_argument("--skip", default="", help="comma-separated: fixit,torchfix,flake8,ruff")
+    parser.add_argument("--one-file-runs", type=int, default=15)
+    parser.add_argument("--out", type=Path, help="also write the markdown here")
+    options = parser.parse_args()
+    corpus = options.corpus.resolve()
+    skip = {name.strip() for name in options.skip.split(",") if name.strip()}
+    files, lines = corpus_size(corpus)
+    jobs = len(os.sched_getaffinity(0))
+    eqxlint = [sys.executable, "-m", "eqxlint"]
+    quiet = ["--output-format", "concise", "--exit-zero"]
+    measures: dict[str, Measure] = {}
+
+    def record(key: str, label: str, measure: Measure) -> None:
+        measure.label = label
+        measures[key] = measure
+        print(f"{label}: {measure.wall:.2f} s wall, {measure.cpu:.2f} s CPU, "
+              f"{measure.peak_mb:.0f} MB", file=sys.stderr)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        cwd = Path(scratch)  # eqxlint's cache lands here, not in the corpus
+        record("bare", "bare `libcst.parse_module` loop, 1 process",
+               run([sys.executable, "-c", BARE_PARSE, str(corpus)], cwd))
+        record("cold1", "eqxlint, cold, 1 job", run(eqxlint + [str(corpus), "--no-cache",
+                                                               "--jobs", "1"] + quiet, cwd))
+        record("coldN", f"eqxlint, cold, {jobs} jobs",
+               run(eqxlint + [str(corpus), "--no-cache", "--jobs", str(jobs)] + quiet, cwd))
+        record("noprefilter", "eqxlint, cold, 1 job, no pre-filter (every file parsed)",
+               run(eqxlint + [str(corpus), "--no-cache", "--jobs", "1", "--no-prefilter"]
+                   + quiet, cwd))
+        run(eqxlint + [str(corpus)] + quiet, cwd)  # fill the cache
+        record("warm", "eqxlint, warm (cache, nothing changed)",
+               run(eqxlint + [str(corpus)] + quiet, cwd))
+        one_file = REPO / "examples" / "train_buggy.py"
+        record("onefile", "eqxlint on one file (what pre-commit runs)",
+               median_wall(eqxlint + [str(one_file), "--no-cache"] + quiet, cwd,
+                           options.one_file_runs))
+        record("imports", "`python -c \"import libcst, click\"`",
+               median_wall([sys.executable, "-c", "import libcst, click"], cwd,
+                           options.one_file_runs))
+        others = {
+            "ruff": ["check", "--select", "ALL", "--no-cache", "--exit-zero", str(corpus)],
+            "flake8": [str(corpus)],
+            "torchfix": [str(corpus)],
+            "fixit": ["lint", str(corpus)],
+        }
+        for name, arguments in others.items():
+            executable = tool(name, options.tools_venv)
+            if name in skip:
+                continue
+            if executable is None:
+                print(f"{name}: not installed (benchmarks/setup-tools.sh), skipped",
+                      file=sys.stderr)
+                continue
+            record(name, f"{name} (all cores)" if name != "ruff" else "ruff --select ALL",
+                   run([executable, *arguments], cwd))
+
+    base = measures["cold1"].wall
+    tools_python = str(options.tools_venv / "bin" / "python")
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    out = [
+        f"Measured {now} on {platform.machine()}, {jobs} cores, Python "
+        f"{platform.python_version()}; corpus: {files} .py files, {lines} lines. "
+        f"libcst {library_version(sys.executable, 'libcst')} for eqxlint and the bare parse"
+        + (f", {library_version(tools_python, 'libcst')} in the tools venv"
+           if Path(tools_python).exists() else "") + ".",
+        "",
+        "| run | wall (s) | CPU (s) | files/s | peak MB | × eqxlint cold 1 job |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for key, m in measures.items():
+        rate = "" if key in ("onefile", "imports") else f"{files / m.wall:.0f}"
+        note = f" ({m.note})" if m.note else ""
+        out.append(f"| {m.label}{note} | {m.wall:.2f} | {m.cpu:.2f} | {rate} | "
+                   f"{m.peak_mb:.0f} | {m.wall / base:.3f} |")
+
+    def ratio(a: str, b: str) -> str:
+        if a not in measures or b not in measures:
+            return "n/a"
+        return f"{measures[a].wall / measures[b].wall:.3f}"
+
+    out += [
+        "",
+        "| target | measured |",
+        "| --- | ---: |",
+        f"| eqxlint cold, 1 job ÷ bare libcst parse (≤ 0.5) | {ratio('cold1', 'bare')} |",
+        f"| eqxlint cold, 1 job ÷ TorchFix (≤ 0.1) | {ratio('cold1', 'torchfix')} |",
+        f"| eqxlint warm ÷ eqxlint cold, 1 job (≤ 0.05) | {ratio('warm', 'cold1')} |",
+        f"| one file ÷ `import libcst, click` (≤ 1.5) | {ratio('onefile', 'imports')} |",
+        f"| peak memory, whole corpus, 1 job (< 500 MB) | {measures['cold1'].peak_mb:.0f} MB |",
+    ]
+    text = "\n".join(out) + "\n"
+    print(text)
+    if options.out is not None:
+        options.out.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
