@@ -26,6 +26,7 @@ from eqxlint.diagnostics import Diagnostic, Edit, Location
 
 if TYPE_CHECKING:
     from eqxlint.cache import Cache
+    from eqxlint.notebook import Notebook
     from eqxlint.rules.base import Rule
 
 SYNTAX_ERROR = "EQX000"
@@ -38,7 +39,8 @@ DEFAULT_EXCLUDES = (
     ".tox", ".venv", ".eqxlint_cache", "__pypackages__", "__pycache__", "_build", "buck-out",
     "build", "dist", "node_modules", "site-packages", "venv",
 )
-PYTHON_SUFFIXES = (".py", ".pyi")
+NOTEBOOK_SUFFIX = ".ipynb"
+CHECKED_SUFFIXES = (".py", ".pyi", NOTEBOOK_SUFFIX)
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 _NOQA = re.compile(
@@ -135,7 +137,7 @@ def discover(paths: Sequence[str], exclude: Sequence[str] = (),
                     and not excluded(os.path.join(folder, d))
                 )
                 for name in sorted(filenames):
-                    if name.endswith(PYTHON_SUFFIXES):
+                    if name.endswith(CHECKED_SUFFIXES):
                         candidate = os.path.join(folder, name)
                         if not excluded(candidate):
                             add(candidate)
@@ -429,6 +431,19 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
         return result
     text = decoded.text
     result.original = text
+    notebook = None
+    if display.endswith(NOTEBOOK_SUFFIX):
+        from eqxlint.notebook import Notebook, NotebookError
+
+        try:
+            notebook = Notebook.parse(text)
+        except NotebookError as error:
+            result.diagnostics.append(Diagnostic(
+                code=SYNTAX_ERROR, message=f"Could not read the notebook: {error}",
+                hint="Check that this is a Jupyter notebook (nbformat 4)", filename=display,
+                location=Location(1, 1), end_location=Location(1, 1)))
+            return result
+        text = notebook.text
     try:
         if settings.fix:
             new_text, applied, remaining, warnings = fix_text(text, display, settings, data)
@@ -442,9 +457,29 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
             diagnostics = lint_text(text, display, settings.rule_classes(), data,
                                     settings.use_prefilter)
             result.diagnostics = suppress(diagnostics, text, display, settings.per_file_ignores)
+        if notebook is not None:
+            _back_into_the_notebook(result, notebook)
     except Exception as error:  # a bug in eqxlint: say so, keep going
         result.internal_error = f"{display}: internal error: {type(error).__name__}: {error}"
     return result
+
+
+def _back_into_the_notebook(result: FileResult, notebook: "Notebook") -> None:
+    """Cell numbers and in-cell rows for findings; the notebook's JSON for fixed text."""
+    from eqxlint.notebook import NotebookError
+
+    result.diagnostics = [notebook.place(d) for d in result.diagnostics]
+    if result.fixed_text is None:
+        return
+    if result.fixed_text == notebook.text:
+        result.fixed_text = result.original
+        return
+    try:
+        result.fixed_text = notebook.with_text(result.fixed_text)
+    except NotebookError as error:
+        result.warnings.append(f"{result.display}: not fixed: {error}")
+        result.fixed_text = result.original
+        result.fixed = 0
 
 
 def lint_path(path: Path, display: str, settings: Settings, write: bool) -> FileResult:
