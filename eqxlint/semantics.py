@@ -46,6 +46,9 @@ class Value:
       "state"      an `eqx.nn.State`.
       "tuple"      a tuple with known `elements`.
       "function"   a function object (an activation, a lambda, a def).
+      "state_dict" weights keyed by name: `.state_dict()`, `torch.load`, safetensors,
+                   `np.load`; "state_dict_values" its `.values()`/`.items()`.
+      "leaves"     a list of tree leaves (`jax.tree_util.tree_leaves`, ...); "treedef".
     """
 
     kind: str
@@ -59,6 +62,15 @@ class Value:
 
 
 LOCAL_PREFIX = "<local>."
+
+# Calls whose result maps weight names to arrays.
+STATE_DICT_LOADERS = {
+    "torch.load", "safetensors.torch.load_file", "safetensors.numpy.load_file",
+    "safetensors.flax.load_file", "safetensors.torch.load", "safetensors.numpy.load",
+    "numpy.load",
+}
+LEAVES_FUNCTIONS = {"jax.tree_util.tree_leaves", "jax.tree.leaves", "jax.tree_leaves"}
+FLATTEN_FUNCTIONS = {"jax.tree_util.tree_flatten", "jax.tree.flatten", "jax.tree_flatten"}
 
 # ----------------------------------------------------------------------------
 # Records made by the pass.
@@ -106,6 +118,9 @@ class CallSite:
     loops: tuple[int, ...]
     # The module-level statement that contains the call (to place findings cheaply).
     statement: Optional[cst.CSTNode] = field(default=None, repr=False)
+    # The innermost simple statement line holding the call, and the block holding that.
+    line: Optional[cst.CSTNode] = field(default=None, repr=False)
+    block: Optional[cst.CSTNode] = field(default=None, repr=False)
 
 
 @dataclass
@@ -219,21 +234,17 @@ class Semantics:
     def lookup(self, name: str, scope: Scope, seq: int, loops: tuple[int, ...] = ()) -> Optional[Binding]:
         """The binding of `name` that a use at (`scope`, `seq`) sees, if the code says which.
 
-        In the use's own scope: the latest binding before the use, unless a later
-        binding in a loop around both may reach it (then: unknown). In enclosing
-        function or module scopes: the binding, if all of them agree on its value.
+        In the use's own scope: the latest binding before the use, which is what the
+        use sees the first time it runs (a loop may rebind it for later iterations;
+        a mistake on the first iteration is a mistake). In enclosing function or
+        module scopes: the binding, if all of them agree on its value.
         """
         if name in scope.declared_global:
             return self._only_binding(name, self.module_scope)
         bindings = scope.bindings.get(name)
         if bindings:
             before = [b for b in bindings if b.seq < seq]
-            if not before:
-                return None
-            for later in bindings:
-                if later.seq > seq and set(later.loops) & set(loops):
-                    return None
-            return before[-1]
+            return before[-1] if before else None
         enclosing = scope.parent
         while enclosing is not None:
             if enclosing.kind != "class" and name in enclosing.bindings:
@@ -346,12 +357,32 @@ class Semantics:
                     return Value("optimizer", call, factories=("inject_hyperparams",
                                                                factory[len("optax."):]), call=call)
             return None
+        def again(node: cst.BaseExpression) -> Optional[Value]:
+            return self.infer(node, scope=scope, seq=seq, loops=loops, _depth=depth)
+
+        if isinstance(func, cst.Attribute):
+            method = func.attr.value
+            if method == "state_dict" and not call.args:
+                return Value("state_dict", call)
+            if method in ("values", "items") and not call.args:
+                owner = again(func.value)
+                if owner is not None and owner.kind == "state_dict":
+                    return Value("state_dict_values", call)
+        if isinstance(func, cst.Name) and func.value in ("list", "tuple") \
+                and func.value not in self.imports and len(call.args) == 1:
+            inner = again(call.args[0].value)
+            if inner is not None and inner.kind in ("leaves", "state_dict_values"):
+                return inner
+            return None
         qual = self.qualname(func)
         if qual is None:
             return None
-
-        def again(node: cst.BaseExpression) -> Optional[Value]:
-            return self.infer(node, scope=scope, seq=seq, loops=loops, _depth=depth)
+        if qual in STATE_DICT_LOADERS:
+            return Value("state_dict", call)
+        if qual in LEAVES_FUNCTIONS:
+            return Value("leaves", call)
+        if qual in FLATTEN_FUNCTIONS:
+            return Value("tuple", call, elements=(Value("leaves", call), Value("treedef", call)))
 
         if qual == "equinox.filter":
             source = argument(call, 0, "pytree")
@@ -640,6 +671,7 @@ class _Collector:
         self.seq = 0
         self.scope = semantics.module_scope
         self.loops: list[int] = []
+        self.saved_loops: list[list[int]] = []
         self.stack: list[cst.CSTNode] = []
         self.handlers: dict[type, Callable[[cst.CSTNode], None]] = {
             cst.Import: self._import,
@@ -682,6 +714,8 @@ class _Collector:
         if handler is not None:
             handler(original_node)
         if self.scope.node is original_node and self.scope.parent is not None:
+            if self.scope.kind in ("function", "lambda", "class"):
+                self.loops = self.saved_loops.pop()
             self.scope = self.scope.parent
         if self.loops and self.loops[-1] == id(original_node):
             self.loops.pop()
@@ -731,6 +765,10 @@ class _Collector:
     def _push_scope(self, kind: str, node: cst.CSTNode) -> Scope:
         scope = Scope(kind, node, self.scope)
         self.scope = scope
+        if kind in ("function", "lambda", "class"):
+            # A loop around a def does not run the def's body repeatedly.
+            self.saved_loops.append(self.loops)
+            self.loops = []
         return scope
 
     def _bind_parameters(self, params: cst.Parameters) -> None:
@@ -780,8 +818,15 @@ class _Collector:
         if isinstance(parent, cst.Arg) and len(self.stack) > 1:
             parent = self.stack[-2]
         statement = self.stack[1] if len(self.stack) > 1 else None
+        line = block = None
+        for depth in range(len(self.stack) - 1, 0, -1):
+            if isinstance(self.stack[depth], cst.SimpleStatementLine):
+                line, block = self.stack[depth], self.stack[depth - 1]
+                break
+            if isinstance(self.stack[depth], (cst.BaseCompoundStatement, cst.Lambda)):
+                break  # in a compound statement's header, or deferred: no straight line
         self.sem.calls.append(CallSite(node, self.sem.qualname(node.func), self.scope, self.seq,
-                                       parent, tuple(self.loops), statement))
+                                       parent, tuple(self.loops), statement, line, block))
 
     def _function(self, node: cst.CSTNode) -> None:
         assert isinstance(node, cst.FunctionDef)

@@ -1,0 +1,208 @@
+"""EQX502: the same PRNG key given to two random consumers in straight-line code."""
+
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+import libcst as cst
+
+from eqxlint.rules.base import Bad, Finding, Good, Rule
+from eqxlint.semantics import CallSite, Semantics, keyword_arg, positional_args
+
+# jax.random functions that do not consume randomness: they make or derive keys.
+KEY_PLUMBING = {"split", "fold_in", "PRNGKey", "key", "key_data", "wrap_key_data", "clone",
+                "key_impl", "default_prng_impl", "threefry_2x32", "threefry2x32_p"}
+
+
+class PrngKeyReused(Rule):
+    code = "EQX502"
+    name = "prng-key-reused"
+    summary = "The same PRNG key given to two random consumers without a split"
+    triggers = ((b"random", b"equinox"), (b"key",))
+    what_it_does = """
+        Checks for one key (a plain name) passed to two random consumers in straight-line
+        code: both calls in the same block of statements, with no rebinding of the key
+        between them. Consumers are the sampling functions of `jax.random` (`normal`,
+        `uniform`, `bernoulli`, `permutation`, ...; not `split` or `fold_in`) and the
+        `equinox.nn` layers built with `key=`.
+    """
+    why_bad = """
+        A JAX key is not a generator: the same key gives the same numbers. Two layers
+        initialised with one key get identical (or correlated) weights; two samples drawn
+        with one key are equal. Nothing fails: the model trains worse, or the data is
+        not random.
+    """
+    example = """
+        w = jax.random.normal(key, (3, 3))
+        b = jax.random.normal(key, (3,))
+    """
+    use_instead = """
+        w_key, b_key = jax.random.split(key)
+        w = jax.random.normal(w_key, (3, 3))
+        b = jax.random.normal(b_key, (3,))
+    """
+    fix_safety = "No automatic fix: the split and its names are the author's choice."
+    runtime = "None: this rule is static only."
+    real_error = "(none: the numbers are silently identical)"
+    known_limits = """
+        Only straight-line code: two consumers in different branches, loop iterations or
+        functions are not compared (reusing a key across loop iterations is not
+        reported). Keys held in attributes or containers are not followed.
+    """
+
+    bad_examples = (
+        Bad("""
+            import jax
+
+            key = jax.random.PRNGKey(0)
+            w = jax.random.normal(key, (3, 3))
+            b = jax.random.normal(key, (3,))  # expect: EQX502
+        """, "the headline case"),
+        Bad("""
+            import equinox as eqx
+
+            def make(key):
+                encoder = eqx.nn.Linear(8, 4, key=key)
+                decoder = eqx.nn.Linear(4, 8, key=key)  # expect: EQX502
+                return encoder, decoder
+        """, "two layers, one key: identical initialisation"),
+        Bad("""
+            import jax.random as jr
+
+            def sample(key, n):
+                noise = jr.uniform(key, (n,))
+                mask = jr.bernoulli(key, 0.5, (n,))  # expect: EQX502
+                return noise * mask
+        """, "jax.random imported as jr"),
+        Bad("""
+            from jax import random
+
+            def augment(key, x):
+                x = x + random.normal(key, x.shape)
+                perm = random.permutation(key, x.shape[0])  # expect: EQX502
+                return x[perm]
+        """, "from jax import random"),
+        Bad("""
+            import jax
+
+            def pair(key):
+                return jax.random.normal(key, (2,)), jax.random.normal(key, (2,))  # expect: EQX502
+        """, "in one statement"),
+        Bad("""
+            import jax
+            import equinox as eqx
+
+            class Net(eqx.Module):
+                a: eqx.nn.Linear
+                b: eqx.nn.Linear
+
+                def __init__(self, key):
+                    self.a = eqx.nn.Linear(2, 2, key=key)
+                    scale = 1.0
+                    self.b = eqx.nn.Linear(2, 2, key=key)  # expect: EQX502
+        """, "a module's __init__"),
+    )
+    good_examples = (
+        Good("""
+            import jax
+
+            key = jax.random.PRNGKey(0)
+            w_key, b_key = jax.random.split(key)
+            w = jax.random.normal(w_key, (3, 3))
+            b = jax.random.normal(b_key, (3,))
+        """, "split first"),
+        Good("""
+            import jax
+
+            w = jax.random.normal(key, (3,))
+            key, subkey = jax.random.split(key)
+            b = jax.random.normal(subkey, (3,))
+        """, "rebound between"),
+        Good("""
+            import jax
+
+            sub = jax.random.split(key)
+            more = jax.random.fold_in(key, 1)
+            x = jax.random.normal(key, (2,))
+        """, "split and fold_in do not consume"),
+        Good("""
+            import jax
+
+            if training:
+                x = jax.random.normal(key, (2,))
+            else:
+                x = jax.random.uniform(key, (2,))
+        """, "different branches"),
+        Good("""
+            import jax
+
+            x = jax.random.normal(key, (2,))
+            for i in range(3):
+                y = jax.random.normal(key, (2,))
+        """, "different blocks (a loop is not straight-line code)"),
+        Good("""
+            import jax
+
+            def f(key):
+                return jax.random.normal(key, (2,))
+
+            def g(key):
+                return jax.random.normal(key, (2,))
+        """, "different functions, different keys"),
+        Good("""
+            import equinox as eqx
+
+            keys = jax.random.split(key, 2)
+            a = eqx.nn.Linear(2, 2, key=keys[0])
+            b = eqx.nn.Linear(2, 2, key=keys[1])
+        """, "indexed keys are not followed"),
+        Good("""
+            import jax
+
+            x = jax.random.normal(key, (2,))
+            y = model(x, key=key)
+        """, "a function of the user's: not known to consume"),
+        Good("""
+            import jax
+
+            x = jax.random.normal(key, (2,))
+            key = jax.random.PRNGKey(1)
+            y = jax.random.normal(key, (2,))
+        """, "a new key"),
+    )
+
+    def check(self, semantics: Semantics) -> Iterator[Finding]:
+        seen: dict[tuple[int, int, str], CallSite] = {}
+        for site in semantics.calls:
+            key = _consumed_key(semantics, site)
+            if key is None or site.block is None:
+                continue
+            where = (id(site.block), id(site.scope), key)
+            earlier = seen.get(where)
+            seen[where] = site
+            if earlier is None:
+                continue
+            rebinds = site.scope.bindings.get(key, [])
+            if any(earlier.seq < b.seq < site.seq for b in rebinds):
+                continue
+            yield Finding(
+                node=site.node,
+                message=(f"`{key}` was already used by an earlier random call in this block "
+                         f"and has not been split since: both draw the same numbers"),
+                hint=f"Split it first: `{key}, subkey = jax.random.split({key})`, and use each "
+                     f"key once",
+            )
+
+
+def _consumed_key(semantics: Semantics, site: CallSite) -> Optional[str]:
+    qual = site.qualname or ""
+    if qual.startswith("jax.random."):
+        if qual.rsplit(".", 1)[1] in KEY_PLUMBING:
+            return None
+        args = positional_args(site.node)
+        key = args[0] if args else keyword_arg(site.node, "key")
+    elif qual.startswith("equinox.nn.") and qual.count(".") == 2 and qual[11:12].isupper():
+        key = keyword_arg(site.node, "key")
+    else:
+        return None
+    return key.value if isinstance(key, cst.Name) else None
