@@ -59,12 +59,15 @@ class Measure:
     note: str = ""
 
 
-def run(argv: list[str], cwd: Path, env: Optional[dict[str, str]] = None) -> Measure:
+def run(argv: list[str], cwd: Path, env: Optional[dict[str, str]] = None,
+        output: Optional[Path] = None) -> Measure:
     """Wall time, CPU time of the process and its children, and peak RSS (Linux wait4)."""
+    stdout = open(output, "wb") if output is not None else subprocess.DEVNULL
     start = time.perf_counter()
-    process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=stdout, stderr=subprocess.DEVNULL)
     _, _, usage = os.wait4(process.pid, 0)
+    if output is not None:
+        stdout.close()
     wall = time.perf_counter() - start
     process.returncode = 0  # reaped by wait4
     return Measure(" ".join(Path(argv[0]).name if i == 0 else a for i, a in enumerate(argv)),
@@ -127,12 +130,16 @@ def main() -> int:
         record("bare", "bare `libcst.parse_module` loop, 1 process",
                run([sys.executable, "-c", BARE_PARSE, str(corpus)], cwd))
         record("cold1", "eqxlint, cold, 1 job", run(eqxlint + [str(corpus), "--no-cache",
-                                                               "--jobs", "1"] + quiet, cwd))
+                                                               "--jobs", "1"] + quiet, cwd,
+                                                    output=cwd / "prefiltered.txt"))
         record("coldN", f"eqxlint, cold, {jobs} jobs",
                run(eqxlint + [str(corpus), "--no-cache", "--jobs", str(jobs)] + quiet, cwd))
         record("noprefilter", "eqxlint, cold, 1 job, no pre-filter (every file parsed)",
                run(eqxlint + [str(corpus), "--no-cache", "--jobs", "1", "--no-prefilter"]
-                   + quiet, cwd))
+                   + quiet, cwd, output=cwd / "everything.txt"))
+        same_findings = (cwd / "prefiltered.txt").read_bytes() == \
+            (cwd / "everything.txt").read_bytes()
+        findings = (cwd / "prefiltered.txt").read_text().count(": EQX")
         run(eqxlint + [str(corpus)] + quiet, cwd)  # fill the cache
         record("warm", "eqxlint, warm (cache, nothing changed)",
                run(eqxlint + [str(corpus)] + quiet, cwd))
@@ -193,6 +200,8 @@ def main() -> int:
         f"| eqxlint warm ÷ eqxlint cold, 1 job (≤ 0.05) | {ratio('warm', 'cold1')} |",
         f"| one file ÷ `import libcst, click` (≤ 1.5) | {ratio('onefile', 'imports')} |",
         f"| peak memory, whole corpus, 1 job (< 500 MB) | {measures['cold1'].peak_mb:.0f} MB |",
+        f"| findings with the pre-filter = findings parsing every file | "
+        f"{'yes' if same_findings else 'NO'} ({findings} findings) |",
     ]
     text = "\n".join(out) + "\n"
     print(text)

@@ -69,6 +69,7 @@ STATE_DICT_LOADERS = {
     "safetensors.flax.load_file", "safetensors.torch.load", "safetensors.numpy.load",
     "numpy.load",
 }
+INTEGER_DTYPES = {"Int", "UInt", "Integer", "Bool"}  # jaxtyping names, digits stripped
 LEAVES_FUNCTIONS = {"jax.tree_util.tree_leaves", "jax.tree.leaves", "jax.tree_leaves"}
 FLATTEN_FUNCTIONS = {"jax.tree_util.tree_flatten", "jax.tree.flatten", "jax.tree_flatten"}
 
@@ -221,6 +222,10 @@ class Semantics:
         if not rest and head in self.classes:
             return LOCAL_PREFIX + head
         return None
+
+    def code_of(self, node: cst.CSTNode) -> str:
+        """The source text of a node, as written."""
+        return self.module.code_for_node(node)
 
     def local_name_for(self, qualified: str) -> Optional[str]:
         """How this file spells an imported module, e.g. "equinox" -> "eqx"."""
@@ -557,6 +562,41 @@ class Semantics:
             known = self.infer(expression, scope=self.module_scope, seq=1 << 62)
             if known is not None and known.kind == "function":
                 return "", f"a function (`{self.module.code_for_node(expression)}`)"
+        return None
+
+    def integer_array_field(self, value: Value, _seen: Optional[set[str]] = None) -> Optional[str]:
+        """`Class.field` of a module that provably holds an integer or boolean array.
+
+        Known from jaxtyping annotations (`Int[Array, "n"]`, `Bool[...]`) on fields of
+        classes in this file, directly or in a submodule.
+        """
+        if value.kind != "module" or value.cls is None or not value.cls.startswith(LOCAL_PREFIX):
+            return None
+        seen = set() if _seen is None else _seen
+        if value.cls in seen or not self.is_equinox_module_class(value.cls):
+            return None
+        seen.add(value.cls)
+        info = self.classes[value.cls[len(LOCAL_PREFIX):]]
+        for field_info in info.fields.values():
+            annotation = field_info.annotation
+            if field_info.static or annotation is None:
+                continue
+            base = annotation.value if isinstance(annotation, cst.Subscript) else None
+            qual = self.qualname(base) if base is not None else None
+            if qual is not None and qual.startswith("jaxtyping.") and \
+                    qual.rsplit(".", 1)[1].rstrip("0123456789") in INTEGER_DTYPES:
+                return f"{info.name}.{field_info.name}"
+            nested = self.qualname(annotation)
+            if nested is not None and nested.startswith(LOCAL_PREFIX):
+                found = self.integer_array_field(Value("module", None, cls=nested), seen)
+                if found:
+                    return f"{info.name}.{field_info.name}.{found.split('.', 1)[1]}"
+        for base_node in info.bases:
+            qual = self.qualname(base_node)
+            if qual is not None and qual.startswith(LOCAL_PREFIX):
+                found = self.integer_array_field(Value("module", None, cls=qual), seen)
+                if found:
+                    return f"{info.name}.{found.split('.', 1)[1]}"
         return None
 
     # -- call sites ----------------------------------------------------------

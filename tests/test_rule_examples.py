@@ -84,3 +84,24 @@ def test_doc_example_is_flagged_and_use_instead_is_not(rule: type[Rule]) -> None
 
     assert {code for _, code in _found(header + dedent(rule.example))} == {rule.code}
     assert _found(header + dedent(rule.use_instead)) == []
+
+
+def _every_example_source() -> list[str]:
+    sources = []
+    for rule in ALL:
+        sources += [e.source for e in rule.bad_examples + rule.good_examples]
+        sources += [e.source_before for e in rule.fix_examples]
+    return sources
+
+
+def test_the_prefilter_never_changes_the_findings() -> None:
+    """Each rule declares the text it needs; parsing every file must find nothing more."""
+    from conftest import REPO
+
+    sources = _every_example_source() + [
+        path.read_text() for path in sorted((REPO / "examples").glob("*.py"))]
+    without = Settings(rules=ALL, use_prefilter=False)
+    for source in sources:
+        data = source.encode("utf-8")
+        assert lint_bytes(data, "x.py", SETTINGS).diagnostics == \
+            lint_bytes(data, "x.py", without).diagnostics, source

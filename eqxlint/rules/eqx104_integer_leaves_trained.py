@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
+import libcst as cst
+
 from eqxlint.diagnostics import Diagnostic
-from eqxlint.rules.base import Rule
+from eqxlint.rules.base import Bad, FixCase, Finding, Good, Rule
+from eqxlint.semantics import Semantics, argument, positional_args
 
 if TYPE_CHECKING:
     from eqxlint.runtime.checker import RuntimeContext
@@ -15,11 +18,14 @@ class IntegerLeavesTrained(Rule):
     code = "EQX104"
     name = "integer-leaves-trained"
     summary = "Integer or boolean arrays in the trainable set or the optimizer state"
-    static = False
+    fix_applicability = "safe"
+    triggers = ((b"is_array",), (b".init(",))
     what_it_does = """
-        Checks the optimizer state against the model: when `optim.init` was given
-        `eqx.filter(model, eqx.is_array)` and the model holds integer or boolean arrays
-        (indices, masks, counters), the optimizer keeps state for them.
+        Checks for `optim.init(eqx.filter(model, eqx.is_array))` (or the first half of
+        `eqx.partition(model, eqx.is_array)`) when the model holds integer or boolean
+        arrays: indices, masks, counters. Statically, that the model holds them is known
+        from jaxtyping annotations on the fields of classes in the file
+        (`Int[Array, "n"]`, `Bool[Array, "n"]`). At runtime, from the optimizer state.
     """
     why_bad = """
         `eqx.filter_grad` differentiates floating-point arrays only: its gradient is `None`
@@ -28,26 +34,250 @@ class IntegerLeavesTrained(Rule):
         `optim.update` (the error is quoted below).
     """
     example = """
-        opt_state = optim.init(eqx.filter(model, eqx.is_array))
+        from jaxtyping import Array, Float, Int
+
+        class Model(eqx.Module):
+            weight: Float[Array, "n"]
+            index: Int[Array, "n"]
+
+        optim = optax.adam(1e-3)
+        opt_state = optim.init(eqx.filter(Model(w, i), eqx.is_array))
     """
     use_instead = """
-        opt_state = optim.init(eqx.filter(model, eqx.is_inexact_array))
+        optim = optax.adam(1e-3)
+        opt_state = optim.init(eqx.filter(Model(w, i), eqx.is_inexact_array))
     """
     fix_safety = """
-        No automatic fix yet: the static side (a visible `eqx.is_array` filter given to
-        `optim.init`) is not implemented. The message gives the line to write.
+        Safe: the fix replaces `eqx.is_array` by `eqx.is_inexact_array` in the filter given
+        to `optim.init`, the same filter `eqx.filter_grad` uses. Offered when the filter is
+        written inside the `init` call.
     """
     runtime = """
         `check_model(model, opt_state=opt_state)` names every integer or boolean array of
         the model that has optimizer state, by path (`model.embedding.indices`).
     """
-    real_error = ("ValueError: pytree structure error: different types at key path\n"
-                  "    tree_map tree.idx\n"
-                  "At that key path, the prefix pytree tree_map tree has a subtree of type\n"
-                  "    <class 'NoneType'>\n"
-                  "but at the same key path the full pytree has a subtree of different type\n"
+    real_error = ("ValueError: pytree structure error: different types at key path\\n"
+                  "    tree_map tree.idx\\n"
+                  "At that key path, the prefix pytree tree_map tree has a subtree of type\\n"
+                  "    <class 'NoneType'>\\n"
+                  "but at the same key path the full pytree has a subtree of different type\\n"
                   "    <class 'jaxlib._jax.ArrayImpl'>.")
-    known_limits = "Runtime only for now: the static side described in RULES.md is not built yet."
+    known_limits = """
+        Static: only classes of the same file with jaxtyping annotations are known to hold
+        integer arrays; `equinox.nn` layers hold none (BatchNorm's counters live in
+        `eqx.nn.State`).
+    """
+
+    bad_examples = (
+        Bad("""
+            import equinox as eqx
+            import optax
+            from jaxtyping import Array, Float, Int
+
+            class Model(eqx.Module):
+                weight: Float[Array, "n"]
+                index: Int[Array, "n"]
+
+            model = Model(w, i)
+            opt_state = optax.adam(1e-3).init(eqx.filter(model, eqx.is_array))  # expect: EQX104
+        """, "the headline case"),
+        Bad("""
+            import equinox as eqx
+            import jaxtyping
+            import optax
+
+            class Masked(eqx.Module):
+                mask: jaxtyping.Bool[jaxtyping.Array, "n"]
+                linear: eqx.nn.Linear
+
+            optim = optax.sgd(1e-2, momentum=0.9)
+            opt_state = optim.init(eqx.filter(Masked(m, lin), eqx.is_array))  # expect: EQX104
+        """, "a boolean mask, module import of jaxtyping"),
+        Bad("""
+            import equinox as eqx
+            import optax
+            from jaxtyping import Array, Int32
+
+            class Embed(eqx.Module):
+                table: Array
+                ids: Int32[Array, "k"]
+
+            class Net(eqx.Module):
+                embed: Embed
+
+            params, static = eqx.partition(Net(Embed(t, k)), eqx.is_array)
+            opt_state = optax.adamw(1e-3).init(params)  # expect: EQX104
+        """, "nested module, partition, Int32"),
+        Bad("""
+            from equinox import filter, is_array
+            import optax
+            from jaxtyping import Array, UInt8
+            import equinox as eqx
+
+            class Quantised(eqx.Module):
+                codes: UInt8[Array, "n"]
+
+            state = optax.adam(1e-3).init(filter(Quantised(c), is_array))  # expect: EQX104
+        """, "from-imports"),
+        Bad("""
+            import equinox as eqx
+            import optax
+            from jaxtyping import Array, Int
+
+            class Base(eqx.Module):
+                step: Int[Array, ""]
+
+            class Child(Base):
+                weight: Array
+
+            optim = optax.adam(1e-3)
+            opt_state = optim.init(eqx.filter(Child(s, w), eqx.is_array))  # expect: EQX104
+        """, "inherited field"),
+        Bad("""
+            import equinox as eqx
+            import optax
+            from jaxtyping import Array, Int
+
+            class Model(eqx.Module):
+                index: Int[Array, "n"]
+
+            class Trainer:
+                def __init__(self, model: Model):
+                    self.model = Model(i)
+                    self.optim = optax.adam(1e-3)
+                    self.opt_state = self.optim.init(eqx.filter(self.model, eqx.is_array))  # expect: EQX104
+        """, "attributes of self"),
+    )
+    good_examples = (
+        Good("""
+            import equinox as eqx
+            import optax
+            from jaxtyping import Array, Float, Int
+
+            class Model(eqx.Module):
+                weight: Float[Array, "n"]
+                index: Int[Array, "n"]
+
+            opt_state = optax.adam(1e-3).init(eqx.filter(Model(w, i), eqx.is_inexact_array))
+        """, "the inexact filter"),
+        Good("""
+            import equinox as eqx
+            import optax
+            from jaxtyping import Array, Float
+
+            class Model(eqx.Module):
+                weight: Float[Array, "n"]
+
+            opt_state = optax.adam(1e-3).init(eqx.filter(Model(w), eqx.is_array))
+        """, "floating-point arrays only"),
+        Good("""
+            import equinox as eqx
+            import optax
+            from jaxtyping import Array, Int
+
+            class Model(eqx.Module):
+                weight: Array
+                size: Int[Array, ""] = eqx.field(static=True)
+
+            opt_state = optax.adam(1e-3).init(eqx.filter(Model(w, 3), eqx.is_array))
+        """, "a static field is not a leaf"),
+        Good("""
+            import equinox as eqx
+            import optax
+
+            model = eqx.nn.MLP(2, 2, 8, 2, key=key)
+            opt_state = optax.adam(1e-3).init(eqx.filter(model, eqx.is_array))
+        """, "equinox.nn layers hold no integer arrays"),
+        Good("""
+            import equinox as eqx
+            import optax
+
+            opt_state = optax.adam(1e-3).init(eqx.filter(load_model(), eqx.is_array))
+        """, "the model is not visible"),
+        Good("""
+            import equinox as eqx
+            from jaxtyping import Array, Int
+
+            class Model(eqx.Module):
+                index: Int[Array, "n"]
+
+            leaves = eqx.filter(Model(i), eqx.is_array)
+        """, "a filter that is not given to an optimizer"),
+        Good("""
+            import equinox as eqx
+            import torch
+            from jaxtyping import Array, Int
+
+            class Model(eqx.Module):
+                index: Int[Array, "n"]
+
+            state = torch.optim.Adam(p).init(eqx.filter(Model(i), eqx.is_array))
+        """, "not optax"),
+        Good("""
+            import equinox as eqx
+            import optax
+            from jaxtyping import Array, Int
+
+            class Model(eqx.Module):
+                index: Int[Array, "n"]
+
+            spec = lambda x: eqx.is_array(x) and x.dtype.kind == "f"
+            opt_state = optax.adam(1e-3).init(eqx.filter(Model(i), spec))
+        """, "a filter of the user's"),
+    )
+    fix_examples = (
+        FixCase("""
+            import equinox as eqx
+            import optax
+            from jaxtyping import Array, Int
+
+            class Model(eqx.Module):
+                index: Int[Array, "n"]
+
+            opt_state = optax.adam(1e-3).init(eqx.filter(Model(i), eqx.is_array))
+        """, """
+            import equinox as eqx
+            import optax
+            from jaxtyping import Array, Int
+
+            class Model(eqx.Module):
+                index: Int[Array, "n"]
+
+            opt_state = optax.adam(1e-3).init(eqx.filter(Model(i), eqx.is_inexact_array))
+        """),
+    )
+
+    def check(self, semantics: Semantics) -> Iterator[Finding]:
+        for site in semantics.calls:
+            func = site.node.func
+            args = positional_args(site.node)
+            if not isinstance(func, cst.Attribute) or func.attr.value != "init" or len(args) != 1:
+                continue
+            optimizer = semantics.infer(func.value, at=site)
+            if optimizer is None or optimizer.kind != "optimizer":
+                continue
+            trainable = semantics.infer(args[0], at=site)
+            if trainable is None or trainable.kind != "filtered" or trainable.source is None \
+                    or not isinstance(trainable.node, cst.Call):
+                continue
+            spec = argument(trainable.node, 1, "filter_spec")
+            if spec is None or semantics.qualname(spec) != "equinox.is_array":
+                continue
+            model = semantics.infer(trainable.source, at=semantics.site(trainable.node) or site)
+            field = semantics.integer_array_field(model) if model is not None else None
+            if field is None:
+                continue
+            inline = trainable.node is args[0]
+            better = (semantics.code_of(spec)).replace("is_array", "is_inexact_array")
+            yield Finding(
+                node=site.node,
+                message=(f"the optimizer is initialised on `eqx.is_array` leaves, which include "
+                         f"the integer array `{field}`: `eqx.filter_grad` gives None there, "
+                         f"and the first `update` fails"),
+                hint=f"Train floating-point arrays only: filter with `{better}`",
+                replacements=((spec, cst.parse_expression(better)),) if inline else (),
+                fix_message=f"Filter with `{better}`",
+            )
 
     def check_runtime(self, context: "RuntimeContext") -> Iterator[Diagnostic]:
         if context.opt_state is None:

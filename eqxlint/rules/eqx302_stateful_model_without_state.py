@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Optional
+
+import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
-from eqxlint.rules.base import Rule
+from eqxlint.knowledge import equinox_nn
+from eqxlint.rules.base import Bad, Finding, Good, Rule
+from eqxlint.semantics import LOCAL_PREFIX, Semantics, Value, keyword_arg, positional_args
 
 if TYPE_CHECKING:
     from eqxlint.runtime.checker import RuntimeContext
@@ -15,11 +19,13 @@ class StatefulModelWithoutState(Rule):
     code = "EQX302"
     name = "stateful-model-without-state"
     summary = "A model with BatchNorm/SpectralNorm/StateIndex used without its eqx.nn.State"
-    static = False
+    triggers = ((b"BatchNorm", b"SpectralNorm", b"StateIndex"),)
     what_it_does = """
         Checks that a model holding `eqx.nn.StateIndex` leaves (inside `eqx.nn.BatchNorm`,
-        `eqx.nn.SpectralNorm`, or a layer of your own) comes with its `eqx.nn.State`, and
-        that the state has an entry for every index.
+        `eqx.nn.SpectralNorm`, or a layer of your own) comes with its `eqx.nn.State`.
+        Statically: such a module, built with its plain constructor in the file, called
+        with fewer positional arguments than its `__call__` needs and no `state=`
+        (`model(x)` where `__call__(self, x, state)`).
     """
     why_bad = """
         Stateful layers keep their running statistics outside the model, in an
@@ -27,12 +33,12 @@ class StatefulModelWithoutState(Rule):
         quoted below); with the state of another model, `state.get` fails deep inside.
     """
     example = """
-        model = Net(key)
-        check_model(model)
+        bn = eqx.nn.BatchNorm(16, axis_name="batch")
+        y = bn(x)
     """
     use_instead = """
-        model, state = eqx.nn.make_with_state(Net)(key)
-        check_model(model, state=state)
+        bn, state = eqx.nn.make_with_state(eqx.nn.BatchNorm)(16, axis_name="batch")
+        y, state = bn(x, state)
     """
     fix_safety = "No automatic fix: where the state comes from is the author's choice."
     runtime = """
@@ -40,7 +46,176 @@ class StatefulModelWithoutState(Rule):
         given; `check_model(model, state=state)` reports indices the state has no entry for.
     """
     real_error = "TypeError: BatchNorm.__call__() missing 1 required positional argument: 'state'"
-    known_limits = "Runtime only for now: the static side described in RULES.md is not built yet."
+    known_limits = """
+        Static: only calls of a name bound in the same function to a constructor of a
+        stateful module are checked; a model that is built here and used elsewhere, or a
+        `__call__` that takes `*args`, is left to the runtime check.
+    """
+
+    bad_examples = (
+        Bad("""
+            import equinox as eqx
+
+            bn = eqx.nn.BatchNorm(16, axis_name="batch")
+            y = bn(x)  # expect: EQX302
+        """, "a BatchNorm called without state"),
+        Bad("""
+            import equinox as eqx
+
+            class Net(eqx.Module):
+                norm: eqx.nn.BatchNorm
+                linear: eqx.nn.Linear
+
+                def __call__(self, x, state):
+                    x, state = self.norm(x, state)
+                    return self.linear(x), state
+
+            model = Net(norm, linear)
+            out = model(x)  # expect: EQX302
+        """, "a module of the file whose __call__ takes the state"),
+        Bad("""
+            from equinox.nn import SpectralNorm, Linear
+
+            def build(linear_key, norm_key):
+                layer = SpectralNorm(Linear(2, 2, key=linear_key), "weight", key=norm_key)
+                return layer(x)  # expect: EQX302
+        """, "SpectralNorm, from-imports"),
+        Bad("""
+            import equinox as eqx
+
+            class Block(eqx.Module):
+                bn: eqx.nn.BatchNorm
+
+                def __call__(self, x, state, *, key=None):
+                    return self.bn(x, state)
+
+            class Net(eqx.Module):
+                block: Block
+
+                def __call__(self, x, state):
+                    return self.block(x, state)
+
+            net = Net(Block(bn))
+            y = net(x, key=k)  # expect: EQX302
+        """, "nested stateful module, keyword but no state"),
+        Bad("""
+            import equinox as eqx
+            import jax
+
+            class Model(eqx.Module):
+                index: eqx.nn.StateIndex
+
+                def __call__(self, x, state):
+                    return x, state
+
+            model = Model(eqx.nn.StateIndex(jax.numpy.zeros(3)))
+            model(x)  # expect: EQX302
+        """, "a StateIndex of the user's"),
+        Bad("""
+            import equinox
+
+            class Trainer:
+                def run(self, x):
+                    norm = equinox.nn.BatchNorm(3, "batch")
+                    return norm(x)  # expect: EQX302
+        """, "inside a method"),
+    )
+    good_examples = (
+        Good("""
+            import equinox as eqx
+
+            model, state = eqx.nn.make_with_state(eqx.nn.BatchNorm)(16, axis_name="batch")
+            y, state = model(x, state)
+        """, "made with its state"),
+        Good("""
+            import equinox as eqx
+
+            bn = eqx.nn.BatchNorm(16, axis_name="batch")
+            state = eqx.nn.State(bn)
+            y, state = bn(x, state)
+        """, "state passed"),
+        Good("""
+            import equinox as eqx
+
+            bn = eqx.nn.BatchNorm(16, axis_name="batch")
+            y, new_state = bn(x, state=state)
+        """, "state by keyword"),
+        Good("""
+            import equinox as eqx
+
+            model = eqx.nn.MLP(2, 2, 8, 2, key=key)
+            y = model(x)
+        """, "not stateful"),
+        Good("""
+            import equinox as eqx
+
+            class Net(eqx.Module):
+                norm: eqx.nn.BatchNorm
+
+                def __call__(self, x, state=None):
+                    return x
+
+            model = Net(norm)
+            model(x)
+        """, "__call__ does not need the state"),
+        Good("""
+            import equinox as eqx
+
+            bn = eqx.nn.BatchNorm(16, axis_name="batch")
+            ys = jax.vmap(bn, axis_name="batch", in_axes=(0, None))(xs, state)
+        """, "called through vmap"),
+        Good("""
+            import equinox as eqx
+
+            bn = eqx.nn.BatchNorm(16, axis_name="batch")
+            bn = make_inference(bn)
+            y = bn(x)
+        """, "rebound to something else"),
+        Good("""
+            import equinox as eqx
+
+            def build():
+                return eqx.nn.BatchNorm(16, axis_name="batch")
+
+            layer = build()
+            layer(x)
+        """, "the model's kind is not visible"),
+        Good("""
+            import equinox as eqx
+
+            class Net(eqx.Module):
+                norm: eqx.nn.BatchNorm
+
+                def __call__(self, *args):
+                    return args
+
+            Net(norm)(x)
+        """, "star parameters"),
+    )
+
+    def check(self, semantics: Semantics) -> Iterator[Finding]:
+        for site in semantics.calls:
+            func = site.node.func
+            if not isinstance(func, (cst.Name, cst.Attribute)) or \
+                    keyword_arg(site.node, "state") is not None:
+                continue
+            value = semantics.infer(func, at=site)
+            if value is None or value.kind != "module" or value.cls is None:
+                continue
+            layer = _stateful_layer(semantics, value)
+            needed = _positional_arguments_needed(semantics, value.cls)
+            if layer is None or needed is None:
+                continue
+            if len(positional_args(site.node)) >= needed or any(a.star for a in site.node.args):
+                continue
+            name = semantics.code_of(func)
+            yield Finding(
+                node=site.node,
+                message=(f"`{name}` holds {layer}, whose running statistics live in an "
+                         f"`eqx.nn.State`, and it is called without one"),
+                hint=f"Build both with `{name}, state = eqx.nn.make_with_state(...)(...)` and "
+                     f"call `{name}(x, state)`",
+            )
 
     def check_runtime(self, context: "RuntimeContext") -> Iterator[Diagnostic]:
         import equinox as eqx
@@ -69,3 +244,48 @@ class StatefulModelWithoutState(Rule):
                 yield context.diagnostic(
                     self, path, "has no entry in the given state: the state was made for "
                     "another model", "Rebuild it for this model: `state = eqx.nn.State(model)`")
+
+
+def _stateful_layer(semantics: Semantics, value: Value, seen: Optional[set[str]] = None
+                    ) -> Optional[str]:
+    """Name the stateful layer a module value holds (`an eqx.nn.BatchNorm`), if any."""
+    cls = value.cls or ""
+    if cls.startswith("equinox.nn."):
+        name = cls[len("equinox.nn."):]
+        return f"an `eqx.nn.{name}`" if name in equinox_nn.STATEFUL else None
+    if not cls.startswith(LOCAL_PREFIX):
+        return None
+    seen = set() if seen is None else seen
+    if cls in seen:
+        return None
+    seen.add(cls)
+    info = semantics.classes.get(cls[len(LOCAL_PREFIX):])
+    if info is None:
+        return None
+    for field_info in info.fields.values():
+        if field_info.annotation is None:
+            continue
+        qual = semantics.qualname(field_info.annotation)
+        if qual is not None:
+            found = _stateful_layer(semantics, Value("module", None, cls=qual), seen)
+            if found:
+                return found
+    return None
+
+
+def _positional_arguments_needed(semantics: Semantics, cls: str) -> Optional[int]:
+    """How many positional arguments a call of the module needs (None: unknown)."""
+    if cls.startswith("equinox.nn."):
+        return 2  # (x, state) for BatchNorm, SpectralNorm and StateIndex users
+    info = semantics.classes.get(cls[len(LOCAL_PREFIX):])
+    if info is None:
+        return None
+    for statement in info.node.body.body:
+        if isinstance(statement, cst.FunctionDef) and statement.name.value == "__call__":
+            params = statement.params
+            if isinstance(params.star_arg, cst.Param):
+                return None
+            required = [p for p in list(params.posonly_params) + list(params.params)
+                        if p.default is None]
+            return max(0, len(required) - 1)  # without self
+    return None

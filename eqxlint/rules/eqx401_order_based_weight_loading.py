@@ -2,33 +2,50 @@
 
 from __future__ import annotations
 
-from eqxlint.rules.base import Rule
+from typing import Iterator, Optional
+
+import libcst as cst
+
+from eqxlint.rules.base import Bad, Finding, Good, Rule
+from eqxlint.semantics import CallSite, Semantics, argument, positional_args
+
+HINT = ("Load by name: `model = eqxlint.interop.load_state_dict(model, state_dict, "
+        "key_map=...)`, which checks every shape")
 
 
 class OrderBasedWeightLoading(Rule):
     code = "EQX401"
     name = "order-based-weight-loading"
     summary = "PyTorch weights paired with the model's leaves by position, not by name"
-    static = False
+    triggers = ((b"state_dict", b"torch.load", b"safetensors", b"load_file", b"np.load",
+                 b"numpy.load"), (b"leaves", b"tree_flatten", b"tree.flatten"))
     what_it_does = """
-        Checks weights from a PyTorch `state_dict()`, `torch.load`, safetensors or `.npz`
-        against an Equinox model by name and shape: missing keys, unexpected keys, shape
-        mismatches (and transposes), BatchNorm statistics that belong in `eqx.nn.State`,
-        and a count mismatch.
+        Checks for weights from a PyTorch `state_dict()`, `torch.load`, safetensors'
+        `load_file` or `np.load` paired with a model's leaves by position:
+        `zip(sd.values(), jax.tree_util.tree_leaves(model))` (either order, `.items()`
+        too), `jax.tree_util.tree_unflatten(treedef, list(sd.values()))`,
+        `eqx.tree_at(lambda m: jax.tree.leaves(m), model, list(sd.values()))`, and
+        `leaves[i]` inside `for i, (k, v) in enumerate(sd.items())`.
     """
     why_bad = """
-        `zip(sd.values(), jax.tree_util.tree_leaves(model))` trusts two orders to agree,
-        and they do not: safetensors sorts its keys, BatchNorm statistics are in
-        `eqx.nn.State` rather than the model, and a `.reshape(leaf.shape)` hides a
-        transposed weight. Every weight may land on the wrong layer without a sound.
+        The two orders are not the same, and nothing checks them: safetensors sorts its
+        keys (`layers.10` before `layers.2`), BatchNorm statistics live in
+        `eqx.nn.State` rather than the model, PyTorch registers some tensors the model
+        does not have. A `.reshape(leaf.shape)` hides a transposed weight. Every weight
+        can land on the wrong layer without a sound.
     """
     example = """
+        import torch
+
+        sd = torch.load("weights.pt")
         leaves, treedef = jax.tree_util.tree_flatten(model)
         model = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(v) for v in sd.values()])
     """
     use_instead = """
+        import torch
         from eqxlint.interop import load_state_dict
 
+        sd = torch.load("weights.pt")
         model = load_state_dict(model, sd, key_map={"layers.0.weight": "fc1.weight"})
     """
     fix_safety = "No automatic fix: names must be matched, and `key_map` says how."
@@ -40,4 +57,219 @@ class OrderBasedWeightLoading(Rule):
         every array the way PyTorch does (`layers.0.weight`).
     """
     real_error = "(none: the weights load without a sound)"
-    known_limits = "Runtime only for now: the static side described in RULES.md is not built yet."
+    known_limits = """
+        The state dict and the leaves must be visible in the same file (a state dict
+        passed in as a parameter is not followed). Quiet when keys are matched by name.
+    """
+
+    bad_examples = (
+        Bad("""
+            import jax
+            import torch
+
+            sd = torch.load("weights.pt")
+            leaves = jax.tree_util.tree_leaves(model)
+            new_leaves = [v.numpy() for v, leaf in zip(sd.values(), leaves)]  # expect: EQX401
+        """, "zip of values and leaves"),
+        Bad("""
+            import jax
+            from safetensors.numpy import load_file
+
+            weights = load_file("model.safetensors")
+            for leaf, (name, value) in zip(jax.tree.leaves(model), weights.items()):  # expect: EQX401
+                assert leaf.shape == value.shape
+        """, "safetensors (sorted keys), items(), leaves first"),
+        Bad("""
+            import jax
+            import jax.numpy as jnp
+
+            sd = torch_model.state_dict()
+            leaves, treedef = jax.tree_util.tree_flatten(model)
+            model = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(v) for v in sd.values()])  # expect: EQX401
+        """, "unflatten with the state dict's values"),
+        Bad("""
+            import equinox as eqx
+            import jax
+            import torch
+
+            sd = torch.load(path)
+            model = eqx.tree_at(lambda m: jax.tree.leaves(m), model, list(sd.values()))  # expect: EQX401
+        """, "tree_at over all leaves"),
+        Bad("""
+            import jax
+            import numpy as np
+
+            weights = np.load("weights.npz")
+            leaves = jax.tree_util.tree_leaves(model)
+            for i, (name, value) in enumerate(weights.items()):
+                leaves[i] = value.reshape(leaves[i].shape)  # expect: EQX401
+        """, "enumerate over items, reshape hides a transpose"),
+        Bad("""
+            import jax
+            import torch
+
+            def load(model, path):
+                state = torch.load(path, map_location="cpu")
+                params = list(state.values())
+                leaves = jax.tree.leaves(model)
+                return [p.numpy() for p, _ in zip(params, leaves)]  # expect: EQX401
+        """, "values listed first, inside a function"),
+    )
+    good_examples = (
+        Good("""
+            from eqxlint.interop import load_state_dict
+            import torch
+
+            model = load_state_dict(model, torch.load("weights.pt"))
+        """, "by name"),
+        Good("""
+            import jax
+            import torch
+
+            sd = torch.load("weights.pt")
+            flat, treedef = jax.tree_util.tree_flatten_with_path(model)
+            names = [jax.tree_util.keystr(path) for path, _ in flat]
+            values = [sd[key_map[name]] for name in names]
+        """, "matched by name through a key map"),
+        Good("""
+            import jax
+
+            a = jax.tree.leaves(model_a)
+            b = jax.tree.leaves(model_b)
+            pairs = list(zip(a, b))
+        """, "two models' leaves (same structure)"),
+        Good("""
+            import torch
+
+            sd = torch.load("weights.pt")
+            for (name, value), other in zip(sd.items(), other_sd.items()):
+                pass
+        """, "two state dicts"),
+        Good("""
+            import jax
+
+            leaves, treedef = jax.tree_util.tree_flatten(model)
+            model = jax.tree_util.tree_unflatten(treedef, [x * 2 for x in leaves])
+        """, "unflatten with the model's own leaves"),
+        Good("""
+            import jax
+
+            def load(sd, model):
+                return list(zip(sd.values(), jax.tree.leaves(model)))
+        """, "a state dict passed in: not followed"),
+        Good("""
+            import torch
+
+            sd = torch.load("weights.pt")
+            for i, (name, value) in enumerate(sd.items()):
+                print(i, name, value.shape)
+        """, "enumerate without the model's leaves"),
+        Good("""
+            import jax
+            import torch
+
+            sd = torch.load("weights.pt")
+            shapes = {k: v.shape for k, v in sd.items()}
+            leaves = jax.tree.leaves(model)
+        """, "both present, never paired"),
+    )
+
+    def check(self, semantics: Semantics) -> Iterator[Finding]:
+        for site in semantics.calls:
+            finding = _check_zip(semantics, site) or _check_unflatten(semantics, site) \
+                or _check_tree_at(semantics, site)
+            if finding is not None:
+                yield finding
+        yield from _check_enumerate(semantics)
+
+
+def _kind(semantics: Semantics, site: CallSite, node: cst.BaseExpression) -> Optional[str]:
+    value = semantics.infer(node, at=site)
+    return value.kind if value is not None else None
+
+
+def _finding(node: cst.CSTNode, pairing: str, anchor: Optional[cst.Call] = None) -> Finding:
+    return Finding(node=node, message=(f"{pairing} pairs state-dict weights with the model's "
+                                       f"leaves by position; the two orders differ and "
+                                       f"nothing checks the shapes"),
+                   hint=HINT, anchor=anchor)
+
+
+def _check_zip(semantics: Semantics, site: CallSite) -> Optional[Finding]:
+    if not (isinstance(site.node.func, cst.Name) and site.node.func.value == "zip"
+            and "zip" not in semantics.imports):
+        return None
+    kinds = {_kind(semantics, site, arg) for arg in positional_args(site.node)}
+    if {"state_dict_values", "leaves"} <= kinds:
+        return _finding(site.node, "`zip` of a state dict and `tree_leaves`")
+    return None
+
+
+def _check_unflatten(semantics: Semantics, site: CallSite) -> Optional[Finding]:
+    if site.qualname not in ("jax.tree_util.tree_unflatten", "jax.tree.unflatten"):
+        return None
+    leaves = argument(site.node, 1, "leaves")
+    if leaves is not None and _from_state_dict_values(semantics, site, leaves):
+        return _finding(site.node, "`tree_unflatten` with a state dict's values")
+    return None
+
+
+def _check_tree_at(semantics: Semantics, site: CallSite) -> Optional[Finding]:
+    if site.qualname != "equinox.tree_at":
+        return None
+    where, replace = argument(site.node, 0, "where"), argument(site.node, 2, "replace")
+    if not isinstance(where, cst.Lambda) or replace is None:
+        return None
+    if semantics.qualname(where.body.func) not in ("jax.tree_util.tree_leaves", "jax.tree.leaves") \
+            if isinstance(where.body, cst.Call) else True:
+        return None
+    if _from_state_dict_values(semantics, site, replace):
+        return _finding(site.node, "`eqx.tree_at` over every leaf with a state dict's values")
+    return None
+
+
+def _from_state_dict_values(semantics: Semantics, site: CallSite,
+                            node: cst.BaseExpression) -> bool:
+    """`sd.values()`, `list(sd.values())`, or a comprehension over either."""
+    if isinstance(node, (cst.ListComp, cst.GeneratorExp)):
+        node = node.for_in.iter
+    return _kind(semantics, site, node) == "state_dict_values"
+
+
+def _check_enumerate(semantics: Semantics) -> Iterator[Finding]:
+    """`for i, ... in enumerate(sd.items()): ... leaves[i] ...`"""
+    for site in semantics.calls:
+        if not (isinstance(site.node.func, cst.Name) and site.node.func.value == "enumerate"):
+            continue
+        loop = site.parent
+        if not isinstance(loop, cst.For) or site.node is not loop.iter:
+            continue
+        iterated = positional_args(site.node)
+        if not iterated or _kind(semantics, site, iterated[0]) != "state_dict_values":
+            continue
+        target = loop.target
+        if not isinstance(target, cst.Tuple) or not isinstance(target.elements[0].value, cst.Name):
+            continue
+        index = target.elements[0].value.value
+        for subscript in _subscripts(loop.body, index):
+            base = subscript.value
+            if isinstance(base, cst.Name):
+                value = semantics.infer(base, at=site)
+                if value is not None and value.kind == "leaves":
+                    yield _finding(subscript, f"`{base.value}[{index}]` inside `enumerate` over "
+                                              f"a state dict", anchor=site.node)
+                    break
+
+
+def _subscripts(body: cst.CSTNode, index: str) -> list[cst.Subscript]:
+    found: list[cst.Subscript] = []
+
+    class _Indexing(cst.CSTVisitor):
+        def visit_Subscript(self, node: cst.Subscript) -> None:
+            element = node.slice[0].slice if len(node.slice) == 1 else None
+            if isinstance(element, cst.Index) and isinstance(element.value, cst.Name) \
+                    and element.value.value == index:
+                found.append(node)
+
+    body.visit(_Indexing())
+    return found

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
+import libcst as cst
+
 from eqxlint.diagnostics import Diagnostic
-from eqxlint.rules.base import Rule
+from eqxlint.rules.base import Bad, FixCase, Finding, Good, Rule
+from eqxlint.semantics import Semantics, argument, dotted_name
+
+SWITCHES = ("equinox.nn.inference_mode", "equinox.tree_inference")
 
 if TYPE_CHECKING:
     from eqxlint.runtime.checker import RuntimeContext
@@ -15,11 +20,17 @@ class DropoutActiveAtEval(Rule):
     code = "EQX501"
     name = "dropout-active-at-eval"
     summary = "A model evaluated with Dropout/BatchNorm still in training mode"
-    static = False
+    fix_applicability = "safe"
+    triggers = ((b"inference_mode", b"tree_inference"),)
     what_it_does = """
-        With `check_model(model, mode="eval")`, lists every layer whose `inference` flag
-        is `False`: `eqx.nn.Dropout`, `eqx.nn.BatchNorm`, the dropout inside
-        `eqx.nn.MultiheadAttention`, and modules of your own that follow the convention.
+        Statically: `eqx.nn.inference_mode(model)` (or `eqx.tree_inference(model, True)`)
+        whose result is thrown away. It returns a new model, as everything in Equinox
+        does; unlike PyTorch's `model.eval()` it changes nothing in place, so `model` is
+        still in training mode.
+
+        At runtime, with `check_model(model, mode="eval")`: every layer whose `inference`
+        flag is `False` (`eqx.nn.Dropout`, `eqx.nn.BatchNorm`, the dropout inside
+        `eqx.nn.MultiheadAttention`, modules of your own that follow the convention).
         A dropout with rate 0 is the identity in either mode and is not reported.
     """
     why_bad = """
@@ -28,20 +39,146 @@ class DropoutActiveAtEval(Rule):
         numbers come out noisy and wrong, with no error at all.
     """
     example = """
-        check_model(model, mode="eval")
+        eqx.nn.inference_mode(model)
         accuracy = evaluate(model, test_data)
     """
     use_instead = """
         model = eqx.nn.inference_mode(model)
         accuracy = evaluate(model, test_data)
     """
-    fix_safety = "No automatic fix: the runtime message gives the line to write."
+    fix_safety = """
+        Safe: the fix assigns the result back to the name or attribute it was computed
+        from (`model = eqx.nn.inference_mode(model)`), which is what the call was for.
+    """
     runtime = """
         `check_model(model, mode="eval")` reports each layer in training mode by path
         (`model.layers[2]`) and points to `eqx.nn.inference_mode(model)`.
     """
     real_error = "(none: the results are silently wrong)"
-    known_limits = "Runtime only for now: the static side described in RULES.md is not built yet."
+    known_limits = """
+        Statically only the discarded result is provable; whether a model reaching an
+        evaluation function is in inference mode needs the runtime check.
+    """
+
+    bad_examples = (
+        Bad("""
+            import equinox as eqx
+
+            eqx.nn.inference_mode(model)  # expect: EQX501
+            accuracy = evaluate(model, test_data)
+        """, "the headline case"),
+        Bad("""
+            import equinox
+
+            def evaluate(model, data):
+                equinox.nn.inference_mode(model, value=True)  # expect: EQX501
+                return sum(model(x) for x in data)
+        """, "module import, value=True"),
+        Bad("""
+            import equinox as eqx
+
+            eqx.tree_inference(model, True)  # expect: EQX501
+        """, "the older tree_inference"),
+        Bad("""
+            from equinox.nn import inference_mode
+
+            class Trainer:
+                def validate(self):
+                    inference_mode(self.model)  # expect: EQX501
+                    return self.loss(self.model)
+        """, "from-import, attribute of self"),
+        Bad("""
+            import equinox as eqx
+
+            for checkpoint in checkpoints:
+                model = load(checkpoint)
+                eqx.nn.inference_mode(model)  # expect: EQX501
+                scores.append(score(model))
+        """, "in a loop"),
+        Bad("""
+            import equinox as eqx
+
+            if evaluating:
+                eqx.nn.inference_mode(model=net)  # expect: EQX501
+        """, "keyword argument, in a branch"),
+    )
+    good_examples = (
+        Good("""
+            import equinox as eqx
+
+            model = eqx.nn.inference_mode(model)
+        """, "assigned back"),
+        Good("""
+            import equinox as eqx
+
+            eval_model = eqx.nn.inference_mode(model)
+        """, "assigned to another name"),
+        Good("""
+            import equinox as eqx
+
+            return_value = evaluate(eqx.nn.inference_mode(model), data)
+        """, "used directly"),
+        Good("""
+            import equinox as eqx
+
+            def to_eval(model):
+                return eqx.nn.inference_mode(model)
+        """, "returned"),
+        Good("""
+            import equinox as eqx
+
+            train_model = eqx.nn.inference_mode(model, value=False)
+        """, "switching back to training, assigned"),
+        Good("""
+            def inference_mode(model):
+                print(model)
+
+            inference_mode(model)
+        """, "a function of the user's"),
+        Good("""
+            import torch
+
+            model.eval()
+        """, "PyTorch's in-place eval"),
+        Good("""
+            import equinox as eqx
+
+            models = [eqx.nn.inference_mode(m) for m in models]
+        """, "in a comprehension"),
+    )
+    fix_examples = (
+        FixCase("""
+            import equinox as eqx
+
+            eqx.nn.inference_mode(model)  # switch dropout off
+        """, """
+            import equinox as eqx
+
+            model = eqx.nn.inference_mode(model)  # switch dropout off
+        """),
+    )
+
+    def check(self, semantics: Semantics) -> Iterator[Finding]:
+        for site in semantics.calls:
+            if site.qualname not in SWITCHES or not isinstance(site.parent, cst.Expr):
+                continue
+            model = argument(site.node, 0, "model" if site.qualname == SWITCHES[0] else "pytree")
+            target = dotted_name(model) if model is not None else None
+            call_text = semantics.code_of(site.node)
+            replacements: tuple = ()
+            if target is not None:
+                assignment = cst.parse_statement(f"{target} = {call_text}\n").body[0]
+                replacements = ((site.parent, assignment),)
+            shown = target or "model"
+            yield Finding(
+                node=site.node,
+                message=(f"`{call_text}` returns a new model and the result is discarded: "
+                         f"`{shown}` is still in training mode (nothing in Equinox changes in "
+                         f"place)"),
+                hint=f"Keep the result: `{shown} = {call_text}`",
+                replacements=replacements,
+                fix_message=f"Assign the result to `{shown}`",
+            )
 
     def check_runtime(self, context: "RuntimeContext") -> Iterator[Diagnostic]:
         if context.mode != "eval":

@@ -1,0 +1,280 @@
+"""EQX105: `leaf in frozen` inside a filter predicate, where `frozen` holds arrays."""
+
+from __future__ import annotations
+
+from typing import Iterator, Optional, Union
+
+import libcst as cst
+
+from eqxlint.rules.base import Bad, FixCase, Finding, Good, Rule
+from eqxlint.semantics import CallSite, Semantics, argument
+
+# Functions whose callable argument receives tree leaves: (qualname, position, keyword).
+LEAF_CALLBACKS = {
+    "equinox.filter": (1, "filter_spec"),
+    "equinox.partition": (1, "filter_spec"),
+    "jax.tree.map": (0, "f"),
+    "jax.tree_util.tree_map": (0, "f"),
+    "jax.tree_map": (0, "f"),
+}
+Callback = Union[cst.Lambda, cst.FunctionDef]
+
+
+class ArrayMembershipTest(Rule):
+    code = "EQX105"
+    name = "array-membership-test"
+    summary = "`leaf in frozen` on arrays inside a filter predicate"
+    fix_applicability = "unsafe"
+    triggers = ((b" in ",), (b"filter", b"partition", b"tree_map", b"tree.map"))
+    what_it_does = """
+        Checks the predicate given to `eqx.filter`/`eqx.partition` and the function given
+        to `jax.tree.map`/`jax.tree_util.tree_map` for `leaf in collection` or
+        `leaf not in collection`, where `leaf` is one of its leaf parameters and the
+        collection holds arrays: the result of `jax.tree.leaves(...)`, or a list, tuple
+        or set of attribute paths (`[model.layers[0].weight, ...]`). Comparing an array
+        leaf by value with numbers fails the same way, so attribute paths count even when
+        their type is not visible.
+    """
+    why_bad = """
+        `in` compares with `==`, and `==` on arrays is elementwise. Against an array of
+        another shape it raises (the error is quoted below); against one of the same
+        shape, `The truth value of an array with more than one element is ambiguous`;
+        with one-element arrays it silently matches a *different* leaf that happens to
+        hold the same value, and freezes the wrong weights.
+    """
+    example = """
+        frozen = [model.layers[0].weight, model.layers[0].bias]
+        spec = eqx.filter(model, lambda x: eqx.is_array(x) and x not in frozen)
+    """
+    use_instead = """
+        spec = jax.tree.map(lambda _: eqx.is_array(_), model)
+        spec = eqx.tree_at(lambda m: (m.layers[0].weight, m.layers[0].bias), spec,
+                           replace=(False, False))
+        params, static = eqx.partition(model, spec)
+    """
+    fix_safety = """
+        Unsafe: the fix compares by identity, `not any(x is p for p in frozen)`, which is
+        what membership was meant to test; it differs when `frozen` holds copies of the
+        leaves rather than the leaves themselves. A boolean filter spec built with
+        `eqx.tree_at` (above) is the robust way to freeze by position.
+    """
+    runtime = "None: this rule is static only."
+    real_error = "ValueError: Incompatible shapes for broadcasting: shapes=[(8, 2), (8,)]"
+    known_limits = """
+        The collection must be visible as arrays: a parameter or a collection of unknown
+        content is not flagged. Comparisons with several operators are reported without
+        a fix.
+    """
+
+    bad_examples = (
+        Bad("""
+            import equinox as eqx
+
+            frozen = [model.layers[0].weight, model.layers[0].bias]
+            spec = eqx.filter(model, lambda x: eqx.is_array(x) and x not in frozen)  # expect: EQX105
+        """, "the headline case"),
+        Bad("""
+            import equinox as eqx
+            import jax
+
+            frozen_params = jax.tree_util.tree_leaves(model.encoder)
+            mask = jax.tree.map(lambda p: p in frozen_params, model)  # expect: EQX105
+        """, "tree.map over leaves"),
+        Bad("""
+            import equinox
+            import jax
+
+            def trainable(leaf):
+                return equinox.is_inexact_array(leaf) and leaf not in jax.tree.leaves(model.head)  # expect: EQX105
+
+            params, static = equinox.partition(model, trainable)
+        """, "a def predicate, partition, inline leaves"),
+        Bad("""
+            from equinox import filter, is_array
+
+            keep = (net.linear.weight,)
+            trainable = filter(net, lambda leaf: is_array(leaf) and leaf in keep)  # expect: EQX105
+        """, "a tuple, from-imports"),
+        Bad("""
+            import equinox as eqx
+            import jax
+
+            def freeze(model):
+                frozen = {id(x) for x in []}
+                frozen = jax.tree.leaves(model.embedding)
+                return eqx.filter(model, lambda x: x not in frozen)  # expect: EQX105
+        """, "rebound to leaves"),
+        Bad("""
+            import jax
+
+            frozen = jax.tree_util.tree_leaves(backbone)
+            grads = jax.tree_util.tree_map(
+                lambda g, p: g * 0 if p in frozen else g,  # expect: EQX105
+                grads, params,
+            )
+        """, "two-tree map, conditional expression"),
+    )
+    good_examples = (
+        Good("""
+            import equinox as eqx
+
+            frozen = [model.layers[0].weight, model.layers[0].bias]
+            spec = eqx.filter(model, lambda x: eqx.is_array(x) and not any(x is p for p in frozen))
+        """, "identity"),
+        Good("""
+            import equinox as eqx
+
+            frozen_ids = {id(x) for x in jax.tree.leaves(model.encoder)}
+            spec = eqx.filter(model, lambda x: eqx.is_array(x) and id(x) not in frozen_ids)
+        """, "ids of the leaves"),
+        Good("""
+            import equinox as eqx
+
+            names = ["weight", "bias"]
+            spec = eqx.filter(model, lambda x: x in names)
+        """, "a list of strings, not arrays"),
+        Good("""
+            import jax
+
+            mask = jax.tree.map(lambda x: x in allowed, model)
+        """, "a collection of unknown content"),
+        Good("""
+            import equinox as eqx
+
+            def spec(frozen):
+                return eqx.filter(model, lambda x: x not in frozen)
+        """, "the collection is a parameter"),
+        Good("""
+            import equinox as eqx
+
+            frozen = jax.tree.leaves(model.encoder)
+            for x in frozen:
+                if x in checked:
+                    pass
+        """, "not inside a filter predicate"),
+        Good("""
+            import jax
+
+            frozen = jax.tree.leaves(model.encoder)
+            mask = jax.tree.map(lambda x: x.shape in shapes, model)
+        """, "the leaf's shape, not the leaf"),
+        Good("""
+            import equinox as eqx
+
+            spec = eqx.filter(model, lambda x: type(x) in (int, float))
+        """, "types"),
+        Good("""
+            import equinox as eqx
+
+            frozen = jax.tree.leaves(model.encoder)
+            spec = eqx.filter(model, eqx.is_array)
+        """, "a predicate without membership"),
+    )
+    fix_examples = (
+        FixCase("""
+            import equinox as eqx
+
+            frozen = [model.layers[0].weight]
+            spec = eqx.filter(model, lambda x: eqx.is_array(x) and x not in frozen)
+        """, """
+            import equinox as eqx
+
+            frozen = [model.layers[0].weight]
+            spec = eqx.filter(model, lambda x: eqx.is_array(x) and not any(x is item for item in frozen))
+        """),
+    )
+
+    def check(self, semantics: Semantics) -> Iterator[Finding]:
+        definitions = _definitions(semantics.module)
+        for site in semantics.calls:
+            position = LEAF_CALLBACKS.get(site.qualname or "")
+            if position is None:
+                continue
+            callback_node = argument(site.node, *position)
+            callback: Optional[Callback] = None
+            if isinstance(callback_node, cst.Lambda):
+                callback = callback_node
+            elif isinstance(callback_node, cst.Name) and callback_node.value in definitions:
+                callback = definitions[callback_node.value]
+            if callback is None:
+                continue
+            leaves = {param.name.value for param in callback.params.params}
+            for comparison in _comparisons(callback):
+                finding = _check_comparison(semantics, site, comparison, leaves)
+                if finding is not None:
+                    yield finding
+
+
+def _definitions(module: cst.Module) -> dict[str, cst.FunctionDef]:
+    return {statement.name.value: statement for statement in module.body
+            if isinstance(statement, cst.FunctionDef)}
+
+
+def _comparisons(callback: Callback) -> list[cst.Comparison]:
+    found: list[cst.Comparison] = []
+
+    class _Comparisons(cst.CSTVisitor):
+        def visit_Comparison(self, node: cst.Comparison) -> None:
+            found.append(node)
+
+    callback.body.visit(_Comparisons())
+    return found
+
+
+def _check_comparison(semantics: Semantics, site: CallSite, comparison: cst.Comparison,
+                      leaves: set[str]) -> Optional[Finding]:
+    if not isinstance(comparison.left, cst.Name) or comparison.left.value not in leaves:
+        return None
+    for target in comparison.comparisons:
+        if not isinstance(target.operator, (cst.In, cst.NotIn)):
+            continue
+        if not _holds_arrays(semantics, site, target.comparator):
+            continue
+        leaf = comparison.left.value
+        collection = semantics.module.code_for_node(target.comparator)
+        negated = isinstance(target.operator, cst.NotIn)
+        item = "item" if leaf != "item" else "other"
+        identity = f"{'not ' if negated else ''}any({leaf} is {item} for {item} in {collection})"
+        replacements: tuple = ()
+        if len(comparison.comparisons) == 1:
+            replacements = ((comparison, cst.parse_expression(identity)),)
+        operator = "not in" if negated else "in"
+        return Finding(
+            node=comparison,
+            message=(f"`{leaf} {operator} {collection}` compares the leaf `{leaf}` with arrays "
+                     f"by value (elementwise): it raises, or matches the wrong leaf"),
+            hint=f"Compare by identity: `{identity}`, or build a boolean filter spec with "
+                 f"`eqx.tree_at`",
+            replacements=replacements,
+            fix_message=f"Compare by identity: `{identity}`",
+            anchor=site.node,
+        )
+    return None
+
+
+def _holds_arrays(semantics: Semantics, site: CallSite, collection: cst.BaseExpression) -> bool:
+    if isinstance(collection, (cst.List, cst.Tuple, cst.Set)):
+        return bool(collection.elements) and all(
+            _is_module_field(semantics, site, element.value) for element in collection.elements)
+    if isinstance(collection, cst.Call):
+        value = semantics.infer(collection, at=site)
+        return value is not None and value.kind == "leaves"
+    if isinstance(collection, cst.Name):
+        binding = semantics.lookup(collection.value, site.scope, site.seq)
+        if binding is None or binding.value is None:
+            return False
+        if isinstance(binding.value, (cst.List, cst.Tuple, cst.Set)) and binding.index is None:
+            return _holds_arrays(semantics, site, binding.value)
+        value = semantics.infer_binding(binding)
+        return value is not None and value.kind == "leaves"
+    return False
+
+
+def _is_module_field(semantics: Semantics, site: CallSite, element: cst.BaseExpression) -> bool:
+    """`model.layers[0].weight`: an attribute path from a local name (not an import)."""
+    if not isinstance(element, cst.Attribute):
+        return False
+    node: cst.BaseExpression = element
+    while isinstance(node, (cst.Attribute, cst.Subscript)):
+        node = node.value
+    return isinstance(node, cst.Name) and node.value not in semantics.imports
