@@ -446,7 +446,8 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
         text = notebook.text
     try:
         if settings.fix:
-            new_text, applied, remaining, warnings = fix_text(text, display, settings, data)
+            new_text, applied, remaining, warnings = fix_text(
+                text, display, settings, data if notebook is None else None)
             result.fixed = applied
             result.diagnostics = remaining
             result.warnings = warnings
@@ -454,8 +455,9 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
         else:
             from eqxlint.parse import lint_text
 
-            diagnostics = lint_text(text, display, settings.rule_classes(), data,
-                                    settings.use_prefilter)
+            # The pre-filter reads the code: a notebook's JSON is not it.
+            diagnostics = lint_text(text, display, settings.rule_classes(),
+                                    data if notebook is None else None, settings.use_prefilter)
             result.diagnostics = suppress(diagnostics, text, display, settings.per_file_ignores)
         if notebook is not None:
             _back_into_the_notebook(result, notebook)

@@ -195,6 +195,8 @@ class Semantics:
         self.calls: list[CallSite] = []
         self.classes: dict[str, ClassInfo] = {}
         self.functions: set[str] = set()
+        # Every def in the file by name (the first one, where a name is reused).
+        self.function_defs: dict[str, cst.FunctionDef] = {}
         self.module_scope = Scope("module", module, None)
         self.scope_of_node: dict[int, Scope] = {}
 
@@ -687,22 +689,36 @@ class _Collector:
     """
 
     def walk(self, root: cst.CSTNode) -> None:
+        """Visit every node in source order; the per-node work is inlined (hot loop)."""
         node_class = cst.CSTNode
-        pending: list[tuple[cst.CSTNode, bool]] = [(root, False)]
+        handlers, leave_handlers, stack = self.handlers, self.leave_handlers, self.stack
+        # Entries are nodes to visit; `None` means "leave the node below it".
+        pending: list[Optional[cst.CSTNode]] = [root]
         while pending:
-            node, leaving = pending.pop()
-            if leaving:
+            node = pending.pop()
+            if node is None:
+                node = pending.pop()
+                assert node is not None
+                stack.pop()
                 self.on_leave(node)
                 continue
-            self.on_visit(node)
-            pending.append((node, True))
-            children: list[tuple[cst.CSTNode, bool]] = []
+            self.seq += 1
+            handler = handlers.get(type(node))
+            if handler is not None:
+                handler(node)
+            children: list[cst.CSTNode] = []
             for name in _child_fields(type(node)):
                 value = getattr(node, name)
                 if isinstance(value, node_class):
-                    children.append((value, False))
+                    children.append(value)
                 elif isinstance(value, (list, tuple)):
-                    children.extend((item, False) for item in value if isinstance(item, node_class))
+                    children.extend(item for item in value if isinstance(item, node_class))
+            if not children and type(node) not in leave_handlers:
+                self.seq += 1  # a leaf (a name, a literal): nothing to do on leaving it
+                continue
+            stack.append(node)
+            pending.append(node)
+            pending.append(None)
             children.reverse()
             pending.extend(children)
 
@@ -738,17 +754,7 @@ class _Collector:
             cst.NamedExpr: self._named_expr,
         }
 
-    # One dict lookup per node, no getattr dispatch.
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        self.seq += 1
-        handler = self.handlers.get(type(node))
-        if handler is not None:
-            handler(node)
-        self.stack.append(node)
-        return True
-
     def on_leave(self, original_node: cst.CSTNode) -> None:
-        self.stack.pop()
         self.seq += 1
         handler = self.leave_handlers.get(type(original_node))
         if handler is not None:
@@ -871,6 +877,7 @@ class _Collector:
     def _function(self, node: cst.CSTNode) -> None:
         assert isinstance(node, cst.FunctionDef)
         self._bind(node.name.value, node.name, None, definition="function")
+        self.sem.function_defs.setdefault(node.name.value, node)
         if self.scope is self.sem.module_scope:
             self.sem.functions.add(node.name.value)
         enclosing_class = self.scope.class_info if self.scope.kind == "class" else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Iterator, Optional, Union
 
 import libcst as cst
@@ -18,6 +19,12 @@ LEAF_CALLBACKS = {
     "jax.tree_map": (0, "f"),
 }
 Callback = Union[cst.Lambda, cst.FunctionDef]
+# What a reported predicate looks like in the text: a lambda testing membership on
+# its line, or the name of a def (that tests membership) given to a filter or a map.
+_LAMBDA = re.compile(rb"\blambda\b[^:]*:")
+_MEMBERSHIP = re.compile(rb"[\s)\]]in[\s(\[]")
+_NAMED_CALLBACK = re.compile(rb"(?:filter|partition)\s*\([^,()]+,\s*([A-Za-z_]\w*)\s*[,)]|"
+                             rb"(?:tree_map|tree\.map)\s*\(\s*([A-Za-z_]\w*)\s*,")
 
 
 class ArrayMembershipTest(Rule):
@@ -184,6 +191,24 @@ class ArrayMembershipTest(Rule):
         """),
     )
 
+    @classmethod
+    def may_fire(cls, source: bytes) -> bool:
+        """Only where a lambda tests membership, or a def is given to a filter or a map.
+
+        Sound: the check follows lambdas written in the call (their whole body is
+        scanned, up to the comma or bracket that ends it) and module-level defs passed
+        by name.
+        """
+        if not super().may_fire(source):
+            return False
+        if any(_MEMBERSHIP.search(_lambda_body(source, match.end()))
+               for match in _LAMBDA.finditer(source)):
+            return True
+        for first, second in _NAMED_CALLBACK.findall(source):
+            if b"def " + (first or second) + b"(" in source:
+                return True
+        return False
+
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         definitions = _definitions(semantics.module)
         for site in semantics.calls:
@@ -203,6 +228,24 @@ class ArrayMembershipTest(Rule):
                 finding = _check_comparison(semantics, site, comparison, leaves)
                 if finding is not None:
                     yield finding
+
+
+def _lambda_body(source: bytes, start: int) -> bytes:
+    """The text of a lambda's body: up to the comma, bracket or line end that ends it."""
+    depth = 0
+    position = start
+    while position < len(source):
+        char = source[position:position + 1]
+        if char in (b"(", b"[", b"{"):
+            depth += 1
+        elif char in (b")", b"]", b"}"):
+            if depth == 0:
+                break
+            depth -= 1
+        elif depth == 0 and char in (b",", b"\n"):
+            break
+        position += 1
+    return source[start:position] + b" "
 
 
 def _definitions(module: cst.Module) -> dict[str, cst.FunctionDef]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Iterator, Optional
 
 import libcst as cst
@@ -19,12 +20,16 @@ TRANSFORMS = {
 }
 
 
+_DECORATED = re.compile(rb"@\s*(?:[\w.]*\.)?(?:jit|grad|value_and_grad|vmap)\b")
+_APPLIED_TO_NAME = re.compile(rb"\b(?:jit|grad|value_and_grad|vmap)\s*\(\s*([A-Za-z_]\w*)\s*[,)]")
+
+
 class JaxTransformOnModule(Rule):
     code = "EQX201"
     name = "jax-transform-on-module"
     summary = "`jax.jit`/`grad`/`vmap` on a function that takes a module holding non-arrays"
     fix_applicability = "unsafe"
-    triggers = ((b"jax",), (b"jit", b"grad", b"vmap"))
+    triggers = ((b"jax",), (b"jit", b"grad", b"vmap"), (b"Module", b"nn."))
     what_it_does = """
         Checks for `jax.jit`, `jax.grad`, `jax.value_and_grad` and `jax.vmap` applied to a
         function defined in the file that receives an Equinox module holding non-array
@@ -241,6 +246,19 @@ class JaxTransformOnModule(Rule):
         """),
     )
 
+    @classmethod
+    def may_fire(cls, source: bytes) -> bool:
+        """Only where a transformation decorates a def, or is applied to a def's name.
+
+        Sound: the check itself looks at nothing else (a transformation of a lambda or
+        of an imported function is not followed).
+        """
+        if not super().may_fire(source):
+            return False
+        if _DECORATED.search(source):
+            return True
+        return any(b"def " + name + b"(" in source for name in _APPLIED_TO_NAME.findall(source))
+
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         for function, transform, node, call in _transformed_functions(semantics):
             culprit = _module_argument(semantics, function, transform, call)
@@ -271,7 +289,7 @@ class JaxTransformOnModule(Rule):
 def _transformed_functions(semantics: Semantics
                            ) -> Iterator[tuple[cst.FunctionDef, str, cst.CSTNode, Optional[cst.Call]]]:
     """(function, transform, node to report, the transform's call if not a bare decorator)."""
-    definitions = _function_definitions(semantics)
+    definitions = semantics.function_defs
     for site in semantics.calls:
         if site.qualname in TRANSFORMS:
             target = argument(site.node, 0, "fun")
@@ -287,17 +305,6 @@ def _transformed_functions(semantics: Semantics
                     semantics.qualname(decorator.decorator.func) in TRANSFORMS:
                 yield function, semantics.qualname(decorator.decorator.func) or "", \
                     decorator.decorator, decorator.decorator
-
-
-def _function_definitions(semantics: Semantics) -> dict[str, cst.FunctionDef]:
-    found: dict[str, cst.FunctionDef] = {}
-
-    class _Defs(cst.CSTVisitor):
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-            found.setdefault(node.name.value, node)
-
-    semantics.module.visit(_Defs())
-    return found
 
 
 def _module_argument(semantics: Semantics, function: cst.FunctionDef, transform: str,

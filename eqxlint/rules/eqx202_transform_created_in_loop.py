@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Iterator, Optional
 
 import libcst as cst
@@ -10,6 +11,8 @@ from eqxlint.rules.base import Bad, Finding, Good, Rule
 from eqxlint.semantics import CallSite, Semantics, argument
 
 JITS = ("jax.jit", "equinox.filter_jit", "jax.pmap", "equinox.filter_pmap")
+_COMPILED = re.compile(rb"(?:jit|pmap)\s*\(\s*(?:(lambda)\b|(?:functools\s*\.\s*)?(partial)\s*\(|"
+                       rb"([A-Za-z_]\w*))")
 
 
 class TransformCreatedInLoop(Rule):
@@ -154,6 +157,18 @@ class TransformCreatedInLoop(Rule):
                 step = jax.jit(getattr(module, name))
         """, "the function object is not visibly new"),
     )
+
+    @classmethod
+    def may_fire(cls, source: bytes) -> bool:
+        """Only where `jit(`/`pmap(` gets a lambda, a partial, or a def nested in a block."""
+        if not super().may_fire(source):
+            return False
+        for is_lambda, is_partial, name in _COMPILED.findall(source):
+            if is_lambda or is_partial:
+                return True
+            if re.search(rb"\n[ \t]+def " + re.escape(name) + rb"\(", source):
+                return True
+        return False
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         for site in semantics.calls:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import re
+from collections import Counter
 from typing import Iterator, Optional
 
 import libcst as cst
@@ -12,6 +15,19 @@ from eqxlint.semantics import CallSite, Semantics, keyword_arg, positional_args
 # jax.random functions that do not consume randomness: they make or derive keys.
 KEY_PLUMBING = {"split", "fold_in", "PRNGKey", "key", "key_data", "wrap_key_data", "clone",
                 "key_impl", "default_prng_impl", "threefry_2x32", "threefry2x32_p"}
+
+
+# jax.random's sampling functions, to find what a key is passed to without parsing.
+SAMPLERS = (b"normal|uniform|bernoulli|categorical|randint|permutation|choice|"
+            b"truncated_normal|gumbel|exponential|gamma|loggamma|beta|dirichlet|"
+            b"multivariate_normal|laplace|logistic|poisson|rademacher|ball|orthogonal|cauchy|"
+            b"weibull_min|maxwell|pareto|double_sided_maxwell|generalized_normal|t|chisquare|"
+            b"f|geometric|binomial|multinomial|lognormal|triangular|wald|bits")
+_CONSUMED_NAME = re.compile(rb"(?:\b(?:" + SAMPLERS + rb")\s*\(\s*|\bkey\s*=\s*)"
+                            rb"([A-Za-z_]\w*)\b(?!\s*[\[.(])")
+# `from jax.random import normal as n`: a consumer the first look would not recognise.
+_RENAMED_IMPORT = re.compile(rb"from\s+(?:jax\.random|jax|equinox\.nn|equinox)\s+import\s+"
+                             rb"[^\n]*\bas\b")
 
 
 class PrngKeyReused(Rule):
@@ -171,6 +187,33 @@ class PrngKeyReused(Rule):
         """, "a new key"),
     )
 
+    @classmethod
+    def may_fire(cls, source: bytes) -> bool:
+        """A cheap first look: is one name given to two consumers in one block?
+
+        Sound: consumers are jax.random samplers, called by their own name (any module
+        alias in front), and layers (capitalised) given `key=`; the check reports only
+        pairs in one
+        block of simple statements. First a text screen (a name consumed twice in the
+        file), then Python's own parser (`ast`, many times cheaper than libcst) tells
+        whether two of those text matches fall in simple statements of one block
+        (rebindings are ignored: they only remove findings).
+        A file `ast` cannot parse, or that imports a function or layer under another
+        name, goes to the full check.
+        """
+        if not super().may_fire(source):
+            return False
+        if _RENAMED_IMPORT.search(source):
+            return True
+        counts = Counter(_CONSUMED_NAME.findall(source))
+        if not any(count > 1 for count in counts.values()):
+            return False
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return True
+        return _block_with_reused_name(source, tree)
+
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         seen: dict[tuple[int, int, str], CallSite] = {}
         for site in semantics.calls:
@@ -206,3 +249,40 @@ def _consumed_key(semantics: Semantics, site: CallSite) -> Optional[str]:
     else:
         return None
     return key.value if isinstance(key, cst.Name) else None
+
+
+def _block_with_reused_name(source: bytes, tree: ast.AST) -> bool:
+    """Some block of simple statements gives one name to two consumers (by their lines)."""
+    lines: dict[bytes, list[int]] = {}
+    for match in _CONSUMED_NAME.finditer(source):
+        lines.setdefault(match.group(1), []).append(source.count(b"\n", 0, match.start()) + 1)
+    repeated = {name: rows for name, rows in lines.items() if len(rows) > 1}
+    if not repeated:
+        return False
+    owner = _simple_statement_blocks(tree)  # line -> id of the block of its simple statement
+    for rows in repeated.values():
+        blocks = [owner.get(row) for row in rows]
+        known = [block for block in blocks if block is not None]
+        if len(known) != len(set(known)):
+            return True
+    return False
+
+
+def _simple_statement_blocks(tree: ast.AST) -> dict[int, int]:
+    """For each line of a simple statement: an id of the statement list holding it."""
+    owner: dict[int, int] = {}
+    pending: list[list[ast.stmt]] = [tree.body] if isinstance(tree, ast.Module) else []
+    while pending:
+        block = pending.pop()
+        for statement in block:
+            nested = [getattr(statement, field) for field in ("body", "orelse", "finalbody")
+                      if isinstance(getattr(statement, field, None), list)]
+            nested += [handler.body for handler in getattr(statement, "handlers", [])]
+            nested += [case.body for case in getattr(statement, "cases", [])]
+            if nested:
+                pending.extend(nested)
+                continue
+            end = getattr(statement, "end_lineno", None) or statement.lineno
+            for row in range(statement.lineno, end + 1):
+                owner[row] = id(block)
+    return owner
