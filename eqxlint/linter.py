@@ -8,7 +8,6 @@ imports jax.
 
 from __future__ import annotations
 
-import bisect
 import codecs
 import difflib
 import fnmatch
@@ -63,6 +62,7 @@ class Settings:
     root: Path = field(default_factory=Path.cwd)
     use_prefilter: bool = True
     cache_dir: Optional[Path] = None  # None: no cache
+    _cache: Optional["Cache"] = field(default=None, repr=False, compare=False)
 
     @property
     def codes(self) -> list[str]:
@@ -77,10 +77,12 @@ class Settings:
     def cache(self) -> Optional["Cache"]:
         if self.cache_dir is None or self.fix:
             return None  # fixing needs the parse; only plain checks are cached
-        from eqxlint.cache import Cache, fingerprint
+        if self._cache is None:
+            from eqxlint.cache import Cache, fingerprint
 
-        return Cache(self.cache_dir, fingerprint(self.codes, self.per_file_ignores,
-                                                 self.use_prefilter))
+            self._cache = Cache(self.cache_dir, fingerprint(self.codes, self.per_file_ignores,
+                                                            self.use_prefilter))
+        return self._cache
 
 
 @dataclass
@@ -356,19 +358,15 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
             applied += len(chosen)
             continue
         # One of them breaks the file: keep the ones that do not, one at a time.
-        progress = False
         for diagnostic in chosen:
             single = apply_edits(current, diagnostic.fix.edits)  # type: ignore[union-attr]
             if parses(single):
                 current = single
                 applied += 1
-                progress = True
                 break
             rejected.add(_key(diagnostic))
             warnings.append(f"{display}:{diagnostic.location.row}:{diagnostic.location.column}: "  # type: ignore[union-attr]
                             f"the {diagnostic.code} fix would not re-parse; left as it was")
-        if not progress and not fixable:
-            break
     diagnostics = suppress(lint_text(current, display, rules, None,
                                      settings.use_prefilter),
                            current, display, settings.per_file_ignores)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional, Sequence, Union
+from typing import Callable, Iterator, Optional, Union
 
 import libcst as cst
 
@@ -238,7 +238,7 @@ class Semantics:
 
     # -- bindings ------------------------------------------------------------
 
-    def lookup(self, name: str, scope: Scope, seq: int, loops: tuple[int, ...] = ()) -> Optional[Binding]:
+    def lookup(self, name: str, scope: Scope, seq: int) -> Optional[Binding]:
         """The binding of `name` that a use at (`scope`, `seq`) sees, if the code says which.
 
         In the use's own scope: the latest binding before the use, which is what the
@@ -274,21 +274,20 @@ class Semantics:
 
     def infer(self, node: cst.BaseExpression, at: Union[CallSite, Binding, None] = None,
               scope: Optional[Scope] = None, seq: Optional[int] = None,
-              loops: tuple[int, ...] = (), _depth: int = 0) -> Optional[Value]:
+              _depth: int = 0) -> Optional[Value]:
         """What `node`, evaluated at a call site or binding, is known to hold."""
         if _depth > 12:
             return None
         if at is not None:
             scope = at.scope if isinstance(at, CallSite) else scope
             seq = at.seq
-            loops = at.loops
         if scope is None or seq is None:
             scope, seq = self.module_scope, 1 << 62
         depth = _depth + 1
 
         if isinstance(node, cst.Name):
             qual = self.qualname(node)
-            binding = self.lookup(node.value, scope, seq, loops)
+            binding = self.lookup(node.value, scope, seq)
             if binding is not None:
                 return self.infer_binding(binding, depth)
             if node.value in self.functions:
@@ -306,14 +305,14 @@ class Semantics:
         if isinstance(node, cst.Lambda):
             return Value("function", node)
         if isinstance(node, cst.Subscript):
-            base = self.infer(node.value, scope=scope, seq=seq, loops=loops, _depth=depth)
+            base = self.infer(node.value, scope=scope, seq=seq, _depth=depth)
             index = _literal_index(node)
             if base is not None and base.kind == "tuple" and index is not None \
                     and -len(base.elements) <= index < len(base.elements):
                 return base.elements[index]
             return None
         if isinstance(node, cst.Call):
-            return self._infer_call(node, scope, seq, loops, depth)
+            return self._infer_call(node, scope, seq, depth)
         return None
 
     def infer_binding(self, binding: Binding, _depth: int = 0) -> Optional[Value]:
@@ -322,8 +321,7 @@ class Semantics:
         if binding.value is None:
             return None
         scope = self._scope_of_binding(binding)
-        value = self.infer(binding.value, scope=scope, seq=binding.seq - 1, loops=binding.loops,
-                           _depth=_depth + 1)
+        value = self.infer(binding.value, scope=scope, seq=binding.seq - 1, _depth=_depth + 1)
         if binding.index is None:
             return value
         if value is not None and value.kind == "tuple" and binding.index < len(value.elements):
@@ -346,8 +344,7 @@ class Semantics:
         signatures = {(v.kind, v.cls, v.factories) for v in values if v is not None}
         return values[-1] if len(signatures) == 1 else None
 
-    def _infer_call(self, call: cst.Call, scope: Scope, seq: int, loops: tuple[int, ...],
-                    depth: int) -> Optional[Value]:
+    def _infer_call(self, call: cst.Call, scope: Scope, seq: int, depth: int) -> Optional[Value]:
         func = call.func
         # eqx.nn.make_with_state(Net)(...) -> (model, state)
         if isinstance(func, cst.Call):
@@ -365,7 +362,7 @@ class Semantics:
                                                                factory[len("optax."):]), call=call)
             return None
         def again(node: cst.BaseExpression) -> Optional[Value]:
-            return self.infer(node, scope=scope, seq=seq, loops=loops, _depth=depth)
+            return self.infer(node, scope=scope, seq=seq, _depth=depth)
 
         if isinstance(func, cst.Attribute):
             method = func.attr.value
@@ -960,15 +957,3 @@ class _Collector:
     def _named_expr(self, node: cst.CSTNode) -> None:
         assert isinstance(node, cst.NamedExpr)
         self._bind_target(node.target, node.value)
-
-
-def names_in(node: cst.CSTNode) -> Sequence[str]:
-    """Every plain Name appearing in `node` (cheap, for small expressions)."""
-    found: list[str] = []
-
-    class _Names(cst.CSTVisitor):
-        def visit_Name(self, name: cst.Name) -> None:
-            found.append(name.value)
-
-    node.visit(_Names())
-    return found

@@ -257,7 +257,7 @@ def _model_of_grads(semantics: Semantics, site: CallSite,
     """`model` when `grads` comes from `eqx.filter_grad(f)(model, ...)` in the same scope."""
     if not isinstance(grads, cst.Name):
         return None
-    binding = semantics.lookup(grads.value, site.scope, site.seq, site.loops)
+    binding = semantics.lookup(grads.value, site.scope, site.seq)
     if binding is None or not isinstance(binding.value, cst.Call):
         return None
     produced = binding.value

@@ -375,7 +375,7 @@ def _passed_at(semantics: Semantics, function: cst.FunctionDef, call: Optional[c
         if call is not None and func is call:
             callers.append(site)  # jax.jit(f)(model, ...)
         elif isinstance(func, cst.Name) and call is not None:
-            binding = semantics.lookup(func.value, site.scope, site.seq, site.loops)
+            binding = semantics.lookup(func.value, site.scope, site.seq)
             if binding is not None and binding.value is call:
                 callers.append(site)  # step = jax.jit(f); step(model, ...)
         elif call is None and isinstance(func, cst.Name) and func.value == function.name.value:
