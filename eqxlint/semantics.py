@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional, Union
+from typing import Callable, Iterator, Optional, TypeVar, Union
 
 import libcst as cst
 
@@ -678,6 +678,38 @@ def _child_fields(node_type: type) -> tuple[str, ...]:
     return names
 
 
+NodeT = TypeVar("NodeT", bound=cst.CSTNode)
+
+
+def descendants(root: cst.CSTNode, kind: type[NodeT]) -> list[NodeT]:
+    """Every node of `kind` below `root` (and `root` itself), in source order.
+
+    The same field walk as the Semantics pass: much cheaper than a CSTVisitor.
+    """
+    found: list[NodeT] = []
+    pending: list[cst.CSTNode] = [root]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, kind):
+            found.append(node)
+        children = _children(node)
+        children.reverse()
+        pending.extend(children)
+    return found
+
+
+def _children(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """A node's children that carry meaning (no whitespace, commas or parentheses)."""
+    children: list[cst.CSTNode] = []
+    for name in _child_fields(type(node)):
+        value = getattr(node, name)
+        if isinstance(value, cst.CSTNode):
+            children.append(value)
+        elif isinstance(value, (list, tuple)):
+            children.extend(item for item in value if isinstance(item, cst.CSTNode))
+    return children
+
+
 class _Collector:
     """The single pass that fills a Semantics.
 
@@ -703,6 +735,7 @@ class _Collector:
             handler = handlers.get(type(node))
             if handler is not None:
                 handler(node)
+            # _children(node), inlined: this loop runs once per node of every parsed file.
             children: list[cst.CSTNode] = []
             for name in _child_fields(type(node)):
                 value = getattr(node, name)

@@ -8,7 +8,7 @@ from typing import Iterator, Optional, Union
 import libcst as cst
 
 from eqxlint.rules.base import Bad, FixCase, Finding, Good, Rule
-from eqxlint.semantics import CallSite, Semantics, argument
+from eqxlint.semantics import CallSite, Semantics, argument, descendants
 
 # Functions whose callable argument receives tree leaves: (qualname, position, keyword).
 LEAF_CALLBACKS = {
@@ -224,7 +224,7 @@ class ArrayMembershipTest(Rule):
             if callback is None:
                 continue
             leaves = {param.name.value for param in callback.params.params}
-            for comparison in _comparisons(callback):
+            for comparison in descendants(callback.body, cst.Comparison):
                 finding = _check_comparison(semantics, site, comparison, leaves)
                 if finding is not None:
                     yield finding
@@ -251,17 +251,6 @@ def _lambda_body(source: bytes, start: int) -> bytes:
 def _definitions(module: cst.Module) -> dict[str, cst.FunctionDef]:
     return {statement.name.value: statement for statement in module.body
             if isinstance(statement, cst.FunctionDef)}
-
-
-def _comparisons(callback: Callback) -> list[cst.Comparison]:
-    found: list[cst.Comparison] = []
-
-    class _Comparisons(cst.CSTVisitor):
-        def visit_Comparison(self, node: cst.Comparison) -> None:
-            found.append(node)
-
-    callback.body.visit(_Comparisons())
-    return found
 
 
 def _check_comparison(semantics: Semantics, site: CallSite, comparison: cst.Comparison,

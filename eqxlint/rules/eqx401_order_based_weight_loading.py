@@ -7,7 +7,7 @@ from typing import Iterator, Optional
 import libcst as cst
 
 from eqxlint.rules.base import Bad, Finding, Good, Rule
-from eqxlint.semantics import CallSite, Semantics, argument, positional_args
+from eqxlint.semantics import CallSite, Semantics, argument, descendants, positional_args
 
 HINT = ("Load by name: `model = eqxlint.interop.load_state_dict(model, state_dict, "
         "key_map=...)`, which checks every shape")
@@ -262,14 +262,11 @@ def _check_enumerate(semantics: Semantics) -> Iterator[Finding]:
 
 
 def _subscripts(body: cst.CSTNode, index: str) -> list[cst.Subscript]:
-    found: list[cst.Subscript] = []
-
-    class _Indexing(cst.CSTVisitor):
-        def visit_Subscript(self, node: cst.Subscript) -> None:
-            element = node.slice[0].slice if len(node.slice) == 1 else None
-            if isinstance(element, cst.Index) and isinstance(element.value, cst.Name) \
-                    and element.value.value == index:
-                found.append(node)
-
-    body.visit(_Indexing())
+    """`x[index]` anywhere in `body`."""
+    found = []
+    for node in descendants(body, cst.Subscript):
+        element = node.slice[0].slice if len(node.slice) == 1 else None
+        if isinstance(element, cst.Index) and isinstance(element.value, cst.Name) \
+                and element.value.value == index:
+            found.append(node)
     return found
