@@ -23,6 +23,9 @@ Callback = Union[cst.Lambda, cst.FunctionDef]
 # its line, or the name of a def (that tests membership) given to a filter or a map.
 _LAMBDA = re.compile(rb"\blambda\b[^:]*:")
 _MEMBERSHIP = re.compile(rb"[\s)\]]in[\s(\[]")
+_LEAF_CALL = re.compile(rb"(?:filter|partition|tree_map|tree\.map)\s*\(")
+_RENAMED = re.compile(rb"\b(?:filter|partition|tree_map|map)\s+as\s")
+_FOR_IN = re.compile(rb"\bfor\b[^\n]*?\sin\s")  # a loop's `in` is not a membership test
 _NAMED_CALLBACK = re.compile(rb"(?:filter|partition)\s*\([^,()]+,\s*([A-Za-z_]\w*)\s*[,)]|"
                              rb"(?:tree_map|tree\.map)\s*\(\s*([A-Za-z_]\w*)\s*,")
 
@@ -195,17 +198,22 @@ class ArrayMembershipTest(Rule):
     def may_fire(cls, source: bytes) -> bool:
         """Only where a lambda tests membership, or a def is given to a filter or a map.
 
-        Sound: the check follows lambdas written in the call (their whole body is
-        scanned, up to the comma or bracket that ends it) and module-level defs passed
-        by name.
+        Sound: the check follows lambdas written inside the call's brackets (their
+        whole body is scanned, up to the comma or bracket that ends it) and
+        module-level defs passed by name.
         """
         if not super().may_fire(source):
             return False
-        if any(_MEMBERSHIP.search(_lambda_body(source, match.end()))
-               for match in _LAMBDA.finditer(source)):
-            return True
+        if _RENAMED.search(source):
+            return True  # `from equinox import filter as keep`: the call is not recognisable
+        for call in _LEAF_CALL.finditer(source):
+            arguments = _bracketed(source, call.end())
+            if any(_MEMBERSHIP.search(_lambda_body(arguments, match.end()))
+                   for match in _LAMBDA.finditer(arguments)):
+                return True
         for first, second in _NAMED_CALLBACK.findall(source):
-            if b"def " + (first or second) + b"(" in source:
+            body = _module_level_def_body(source, first or second)
+            if body is not None and _MEMBERSHIP.search(_FOR_IN.sub(b" ", body)):
                 return True
         return False
 
@@ -228,6 +236,29 @@ class ArrayMembershipTest(Rule):
                 finding = _check_comparison(semantics, site, comparison, leaves)
                 if finding is not None:
                     yield finding
+
+
+def _module_level_def_body(source: bytes, name: bytes) -> Optional[bytes]:
+    """The text of `def name(...)` at the top of the module, up to the next top-level line."""
+    match = re.search(rb"(?m)^(?:async\s+)?def\s+" + re.escape(name) + rb"\s*\(", source)
+    if match is None:
+        return None
+    end = re.compile(rb"(?m)^\S").search(source, match.end())
+    return source[match.end():end.start() if end else len(source)]
+
+
+def _bracketed(source: bytes, start: int) -> bytes:
+    """The text from `start` to the bracket that closes the one just before it."""
+    depth = 0
+    for position in range(start, len(source)):
+        char = source[position]
+        if char in b"([{":
+            depth += 1
+        elif char in b")]}":
+            if depth == 0:
+                return source[start:position]
+            depth -= 1
+    return source[start:]
 
 
 def _lambda_body(source: bytes, start: int) -> bytes:

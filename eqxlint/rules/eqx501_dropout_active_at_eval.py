@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Iterator
 
 import libcst as cst
@@ -11,6 +12,9 @@ from eqxlint.rules.base import Bad, FixCase, Finding, Good, Rule
 from eqxlint.semantics import Semantics, argument, dotted_name
 
 SWITCHES = ("equinox.nn.inference_mode", "equinox.tree_inference")
+# A call that starts a statement (its result can only be discarded there).
+_STATEMENT_CALL = re.compile(rb"(?:^|;)[ \t]*[\w.]*(?:inference_mode|tree_inference)\s*\(",
+                             re.MULTILINE)
 
 if TYPE_CHECKING:
     from eqxlint.runtime.checker import RuntimeContext
@@ -157,6 +161,11 @@ class DropoutActiveAtEval(Rule):
             model = eqx.nn.inference_mode(model)  # switch dropout off
         """),
     )
+
+    @classmethod
+    def may_fire(cls, source: bytes) -> bool:
+        """Only where such a call starts a statement (after a line start or a `;`)."""
+        return super().may_fire(source) and _STATEMENT_CALL.search(source) is not None
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         for site in semantics.calls:

@@ -195,9 +195,9 @@ class PrngKeyReused(Rule):
         alias in front), and layers (capitalised) given `key=`; the check reports only
         pairs in one
         block of simple statements. First a text screen (a name consumed twice in the
-        file), then Python's own parser (`ast`, many times cheaper than libcst) tells
-        whether two of those text matches fall in simple statements of one block
-        (rebindings are ignored: they only remove findings).
+        file), then Python's own parser (`ast`, many times cheaper than libcst) looks
+        at the statements those matches fall in, for two consumptions of one name in
+        one block with no assignment to it between them.
         A file `ast` cannot parse, or that imports a function or layer under another
         name, goes to the full check.
         """
@@ -252,29 +252,102 @@ def _consumed_key(semantics: Semantics, site: CallSite) -> Optional[str]:
 
 
 def _block_with_reused_name(source: bytes, tree: ast.AST) -> bool:
-    """Some block of simple statements gives one name to two consumers (by their lines)."""
-    lines: dict[bytes, list[int]] = {}
-    for match in _CONSUMED_NAME.finditer(source):
-        lines.setdefault(match.group(1), []).append(source.count(b"\n", 0, match.start()) + 1)
-    repeated = {name: rows for name, rows in lines.items() if len(rows) > 1}
-    if not repeated:
-        return False
-    owner = _simple_statement_blocks(tree)  # line -> id of the block of its simple statement
-    for rows in repeated.values():
-        blocks = [owner.get(row) for row in rows]
-        known = [block for block in blocks if block is not None]
-        if len(known) != len(set(known)):
-            return True
+    """Some block gives one name to two consumers with no assignment to it in between.
+
+    The text matches point at statements; `ast` says which calls there consume which
+    name (a sampler of jax.random by attribute or imported name, an `equinox.nn`
+    layer given `key=`). Only assignments by simple statements of the same block
+    count as "in between" (the check counts more, so this never hides a finding).
+    """
+    lines = {source.count(b"\n", 0, match.start()) + 1
+             for match in _CONSUMED_NAME.finditer(source)}
+    placed, assigned, statements = _simple_statements(tree)
+    samplers = _imported_from(source, "jax.random")
+    layers = _imported_from(source, "equinox.nn")
+    nn_aliases = _equinox_nn_aliases(source)
+    uses: dict[tuple[int, str], list[int]] = {}  # (block, name) -> statement positions
+    for place in sorted({placed[line] for line in lines if line in placed}):
+        block, position = place
+        for name in _consumed_names(statements[place], samplers, layers, nn_aliases):
+            uses.setdefault((block, name), []).append(position)
+    for (block, name), positions in uses.items():
+        for first, second in zip(positions, positions[1:]):
+            if not any(first <= where < second for where in assigned.get((block, name), [])):
+                return True
     return False
 
 
-def _simple_statement_blocks(tree: ast.AST) -> dict[int, int]:
-    """For each line of a simple statement: an id of the statement list holding it."""
-    owner: dict[int, int] = {}
+_SAMPLER_NAMES = set(SAMPLERS.decode().split("|"))
+
+
+_FROM_IMPORT = re.compile(rb"from\s+([\w.]+)\s+import\s+(\([^)]*\)|[^\n]*)")
+_NN_MODULE_ALIAS = re.compile(rb"import\s+equinox\.nn\s+as\s+(\w+)")
+
+
+def _imported_from(source: bytes, module: str) -> set[str]:
+    """Local names of what `from module import ...` brings in (read from the text)."""
+    names: set[str] = set()
+    for match in _FROM_IMPORT.finditer(source):
+        if match.group(1).decode() != module:
+            continue
+        listed = match.group(2).split(b"#", 1)[0].strip(b"() \t\r\n")
+        for part in listed.replace(b"\\", b" ").split(b","):
+            tokens = part.split()
+            if tokens:
+                local = tokens[2] if len(tokens) >= 3 and tokens[1] == b"as" else tokens[0]
+                names.add(local.decode("utf-8", "replace"))
+    return names
+
+
+def _equinox_nn_aliases(source: bytes) -> set[str]:
+    """Names the file gives the equinox.nn module itself (`import equinox.nn as layers`)."""
+    aliases = {name for name in _imported_from(source, "equinox") if name == "nn"}
+    return aliases | {m.decode() for m in _NN_MODULE_ALIAS.findall(source)}
+
+
+def _is_layer(func: ast.expr, layers: set[str], nn_aliases: set[str]) -> bool:
+    """A call of an `equinox.nn` class: `eqx.nn.Linear`, `nn.Linear`, or an imported name."""
+    if isinstance(func, ast.Name):
+        return func.id in layers
+    if not isinstance(func, ast.Attribute) or not func.attr[:1].isupper():
+        return False
+    base = func.value
+    return isinstance(base, ast.Attribute) and base.attr == "nn" or \
+        isinstance(base, ast.Name) and (base.id in nn_aliases or base.id == "nn")
+
+
+def _consumed_names(statement: ast.stmt, bare_samplers: set[str], layers: set[str],
+                    nn_aliases: set[str]) -> list[str]:
+    """Names given as keys to consumers in one statement (counted once each)."""
+    names: list[str] = []
+    for node in ast.walk(statement):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in _SAMPLER_NAMES \
+                or isinstance(func, ast.Name) and func.id in bare_samplers:
+            if node.args and isinstance(node.args[0], ast.Name):
+                names.append(node.args[0].id)
+            continue
+        if _is_layer(func, layers, nn_aliases):
+            names += [k.value.id for k in node.keywords
+                      if k.arg == "key" and isinstance(k.value, ast.Name)]
+    return names
+
+
+def _simple_statements(tree: ast.AST
+                       ) -> tuple[dict[int, tuple[int, int]], dict[tuple[int, str], list[int]],
+                                  dict[tuple[int, int], ast.stmt]]:
+    """Line -> (block id, position) of its simple statement (docstrings left out);
+    (block, name) -> positions of that block's simple statements assigning the name;
+    (block, position) -> the statement."""
+    placed: dict[int, tuple[int, int]] = {}
+    assigned: dict[tuple[int, str], list[int]] = {}
+    statements: dict[tuple[int, int], ast.stmt] = {}
     pending: list[list[ast.stmt]] = [tree.body] if isinstance(tree, ast.Module) else []
     while pending:
         block = pending.pop()
-        for statement in block:
+        for position, statement in enumerate(block):
             nested = [getattr(statement, field) for field in ("body", "orelse", "finalbody")
                       if isinstance(getattr(statement, field, None), list)]
             nested += [handler.body for handler in getattr(statement, "handlers", [])]
@@ -282,7 +355,30 @@ def _simple_statement_blocks(tree: ast.AST) -> dict[int, int]:
             if nested:
                 pending.extend(nested)
                 continue
+            if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
+                continue  # a docstring: calls written in it are text
+            statements[(id(block), position)] = statement
             end = getattr(statement, "end_lineno", None) or statement.lineno
             for row in range(statement.lineno, end + 1):
-                owner[row] = id(block)
-    return owner
+                placed[row] = (id(block), position)
+            for name in _assigned_names(statement):
+                assigned.setdefault((id(block), name), []).append(position)
+    return placed, assigned, statements
+
+
+def _assigned_names(statement: ast.stmt) -> list[str]:
+    targets: list[ast.expr] = []
+    if isinstance(statement, ast.Assign):
+        targets = list(statement.targets)
+    elif isinstance(statement, (ast.AugAssign, ast.AnnAssign)):
+        targets = [statement.target]
+    names = []
+    while targets:
+        target = targets.pop()
+        if isinstance(target, ast.Name):
+            names.append(target.id)
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            targets.extend(target.elts)
+        elif isinstance(target, ast.Starred):
+            targets.append(target.value)
+    return names
