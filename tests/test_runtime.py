@@ -103,15 +103,21 @@ def test_check_model_does_not_change_the_model() -> None:
 # -- EQX101 -------------------------------------------------------------------------------
 
 
-def _trained_wrongly():
-    """The README's buggy step, for real: apply_updates on a filtered model."""
+def _one_step(filtered: bool):
+    """One real training step of the README's model; `filtered`: the buggy update."""
     model, state = eqx.nn.make_with_state(Regressor)(KEY)
     optim = optax.adam(1e-2)
     opt_state = optim.init(eqx.filter(model, eqx.is_inexact_array))
     x = jnp.linspace(-1, 1, 8)[:, None]
     (_, state), grads = eqx.filter_value_and_grad(_loss, has_aux=True)(model, state, x, x)
     updates, opt_state = optim.update(grads, opt_state)
-    model = eqx.apply_updates(eqx.filter(model, eqx.is_array), updates)
+    updated = eqx.filter(model, eqx.is_array) if filtered else model
+    return eqx.apply_updates(updated, updates), state, opt_state, optim
+
+
+def _trained_wrongly():
+    """The README's buggy step, for real: apply_updates on a filtered model."""
+    model, state, opt_state, _ = _one_step(filtered=True)
     return model, state, opt_state
 
 
@@ -142,13 +148,7 @@ def test_assert_trainable_message_names_the_field_and_the_fix() -> None:
 
 
 def test_the_fixed_step_is_clean() -> None:
-    model, state = eqx.nn.make_with_state(Regressor)(KEY)
-    optim = optax.adam(1e-2)
-    opt_state = optim.init(eqx.filter(model, eqx.is_inexact_array))
-    x = jnp.linspace(-1, 1, 8)[:, None]
-    (_, state), grads = eqx.filter_value_and_grad(_loss, has_aux=True)(model, state, x, x)
-    updates, opt_state = optim.update(grads, opt_state)
-    model = eqx.apply_updates(model, updates)
+    model, state, opt_state, optim = _one_step(filtered=False)
     assert_trainable(model, state=state, opt_state=opt_state, optim=optim)
 
 
