@@ -34,9 +34,6 @@ class Cache:
         self._folder = os.fspath(self.folder)
         self.settings = settings_fingerprint.encode()
 
-    def _entry(self, display: str, data: bytes) -> Path:
-        return Path(self._entry_name(display, data))
-
     def _entry_name(self, display: str, data: bytes) -> str:
         key = hashlib.sha256(self.settings + b"\0" + display.encode() + b"\0" + data).hexdigest()
         return os.path.join(self._folder, key[:2], key + ".json")
@@ -52,7 +49,7 @@ class Cache:
             return None
 
     def put(self, display: str, data: bytes, diagnostics: list[Diagnostic]) -> None:
-        entry = self._entry(display, data)
+        entry = Path(self._entry_name(display, data))
         try:
             entry.parent.mkdir(parents=True, exist_ok=True)
             _ignore_in_git(self.folder.parent)

@@ -483,18 +483,14 @@ def _back_into_the_notebook(result: FileResult, notebook: "Notebook") -> None:
 
 
 def lint_path(path: Path, display: str, settings: Settings, write: bool) -> FileResult:
-    """Read, lint, fix and (if `write`) save one file."""
+    """Read, lint, fix and (if `write`) save one file; store its findings in the cache."""
     try:
         data = path.read_bytes()
     except OSError as error:
         result = FileResult(display)
         result.diagnostics.append(_unreadable(display, error))
         return result
-    cache = settings.cache()
-    if cache is not None:
-        cached = cache.get(display, data)
-        if cached is not None:
-            return FileResult(display, diagnostics=cached)
+    cache = settings.cache()  # lint_paths has already looked there: this file missed
     result = lint_bytes(data, display, settings)
     if cache is not None and result.internal_error is None:
         cache.put(display, data, result.diagnostics)

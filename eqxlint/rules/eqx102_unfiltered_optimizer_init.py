@@ -299,19 +299,17 @@ class UnfilteredOptimizerInit(Rule):
             )
 
     def check_runtime(self, context: "RuntimeContext") -> Iterator[Diagnostic]:
-        from eqxlint.runtime.optimizer import stray_leaves
         from eqxlint.runtime.tree import describe
 
-        if context.opt_state is not None:
-            for stray in stray_leaves(context.model, context.opt_state):
-                if stray.integer_array:
-                    continue  # EQX104's
-                yield context.diagnostic(
-                    self, stray.path,
-                    f"is {describe(stray.leaf)}, not a trainable array, yet the optimizer "
-                    f"state has a slot for it: `optim.init` was given the unfiltered model, and "
-                    f"the first `optim.update` will fail (its gradient there is None)",
-                    f"Initialise on the arrays only: `{FILTERED_INIT}`")
+        for stray in context.stray_leaves:
+            if stray.integer_array:
+                continue  # EQX104's
+            yield context.diagnostic(
+                self, stray.path,
+                f"is {describe(stray.leaf)}, not a trainable array, yet the optimizer "
+                f"state has a slot for it: `optim.init` was given the unfiltered model, and "
+                f"the first `optim.update` will fail (its gradient there is None)",
+                f"Initialise on the arrays only: `{FILTERED_INIT}`")
         if context.optim is not None:
             yield from _abstract_init_and_update(self, context)
 

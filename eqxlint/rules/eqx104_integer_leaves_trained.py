@@ -280,12 +280,9 @@ class IntegerLeavesTrained(Rule):
             )
 
     def check_runtime(self, context: "RuntimeContext") -> Iterator[Diagnostic]:
-        if context.opt_state is None:
-            return
-        from eqxlint.runtime.optimizer import stray_leaves
         from eqxlint.runtime.tree import describe
 
-        for stray in stray_leaves(context.model, context.opt_state):
+        for stray in context.stray_leaves:
             if stray.integer_array:
                 yield context.diagnostic(
                     self, stray.path,

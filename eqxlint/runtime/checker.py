@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -21,7 +21,6 @@ class RuntimeContext:
     optim: Any = None
     state: Any = None
     mode: str = "train"
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @cached_property
     def leaves(self) -> list[tuple[str, Any]]:
@@ -34,6 +33,15 @@ class RuntimeContext:
         from eqxlint.runtime.tree import modules_with_paths
 
         return list(modules_with_paths(self.model, "model"))
+
+    @cached_property
+    def stray_leaves(self) -> list[Any]:
+        """Model leaves with optimizer state that are not trained (EQX102 and EQX104)."""
+        if self.opt_state is None:
+            return []
+        from eqxlint.runtime.optimizer import stray_leaves
+
+        return stray_leaves(self.model, self.opt_state)
 
     def diagnostic(self, rule: Any, path: str, predicate: str, hint: str) -> Diagnostic:
         """A finding about `path`; `predicate` completes the sentence "`path` ..."."""
