@@ -42,9 +42,6 @@ NOTEBOOK_SUFFIX = ".ipynb"
 CHECKED_SUFFIXES = (".py", ".pyi", NOTEBOOK_SUFFIX)
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
-_NOQA = re.compile(
-    r"#\s*noqa(?::[\s]?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?", re.IGNORECASE
-)
 
 
 @dataclass
@@ -264,44 +261,20 @@ class LineIndex:
         return _NEWLINE.sub("", self.text[start:end])
 
 
-def noqa_map(text: str) -> dict[int, Optional[set[str]]]:
-    """Row -> codes suppressed there (None: every code)."""
-    suppressed: dict[int, Optional[set[str]]] = {}
-    if "noqa" not in text.lower():
-        return suppressed
-    for row, line in enumerate(_NEWLINE.split(text), start=1):
-        if "#" not in line:
-            continue
-        match = _NOQA.search(line)
-        if match is None:
-            continue
-        codes = match.group("codes")
-        if codes is None:
-            suppressed[row] = None
-        else:
-            suppressed[row] = {c.upper() for c in re.split(r"[,\s]+", codes) if c}
-    return suppressed
-
-
 def suppress(diagnostics: list[Diagnostic], text: str, display: str,
-             per_file_ignores: dict[str, list[str]]) -> list[Diagnostic]:
-    """Drop findings silenced by `# noqa` on their line or by per-file-ignores."""
-    ignored: set[str] = set()
-    for pattern, codes in per_file_ignores.items():
-        if fnmatch.fnmatch(display, pattern) or fnmatch.fnmatch(Path(display).name, pattern):
-            ignored.update(code.upper() for code in codes)
-    noqa = noqa_map(text)
-    kept = []
-    for diagnostic in diagnostics:
-        if diagnostic.code != SYNTAX_ERROR:
-            if any(diagnostic.code.startswith(code) for code in ignored):
-                continue
-            if diagnostic.noqa_row in noqa:
-                codes = noqa[diagnostic.noqa_row]
-                if codes is None or diagnostic.code in codes:
-                    continue
-        kept.append(diagnostic)
-    return kept
+             per_file_ignores: dict[str, list[str]], enabled: Sequence[str] = (),
+             warnings: Optional[list[str]] = None) -> list[Diagnostic]:
+    """Drop findings silenced by `# noqa`, `# eqxlint: noqa` or per-file-ignores.
+
+    The work is eqxlint.suppression's; malformed directives are added to `warnings`.
+    """
+    from eqxlint.rules import all_codes
+    from eqxlint.suppression import apply
+
+    outcome = apply(diagnostics, text, display, per_file_ignores, enabled, all_codes())
+    if warnings is not None:
+        warnings.extend(w for w in outcome.warnings if w not in warnings)
+    return outcome.kept
 
 
 # ---------------------------------------------------------------------------
@@ -335,14 +308,16 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
     rejected: set[tuple[str, int, int]] = set()
     current = text
     for _ in range(MAX_FIX_PASSES):
+        noqa_warnings: list[str] = []
         diagnostics = suppress(lint_text(current, display, rules,
                                          raw if current is text else None,
                                          settings.use_prefilter),
-                               current, display, settings.per_file_ignores)
+                               current, display, settings.per_file_ignores, settings.codes,
+                               noqa_warnings)
         fixable = [d for d in diagnostics if _applicable(d, settings.unsafe_fixes)
                    and _key(d) not in rejected]
         if not fixable:
-            return current, applied, diagnostics, warnings
+            return current, applied, diagnostics, noqa_warnings + warnings
         chosen: list[Diagnostic] = []
         taken: list[tuple[Location, Location]] = []
         for diagnostic in fixable:
@@ -367,10 +342,12 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
             rejected.add(_key(diagnostic))
             warnings.append(f"{display}:{diagnostic.location.row}:{diagnostic.location.column}: "  # type: ignore[union-attr]
                             f"the {diagnostic.code} fix would not re-parse; left as it was")
+    noqa_warnings = []
     diagnostics = suppress(lint_text(current, display, rules, None,
                                      settings.use_prefilter),
-                           current, display, settings.per_file_ignores)
-    return current, applied, diagnostics, warnings
+                           current, display, settings.per_file_ignores, settings.codes,
+                           noqa_warnings)
+    return current, applied, diagnostics, noqa_warnings + warnings
 
 
 def _key(diagnostic: Diagnostic) -> tuple[str, int, int]:
@@ -456,7 +433,8 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
             # The pre-filter reads the code: a notebook's JSON is not it.
             diagnostics = lint_text(text, display, settings.rule_classes(),
                                     data if notebook is None else None, settings.use_prefilter)
-            result.diagnostics = suppress(diagnostics, text, display, settings.per_file_ignores)
+            result.diagnostics = suppress(diagnostics, text, display, settings.per_file_ignores,
+                                          settings.codes, result.warnings)
         if notebook is not None:
             _back_into_the_notebook(result, notebook)
     except Exception as error:  # a bug in eqxlint: say so, keep going

@@ -112,6 +112,9 @@ class Rule:
     # rule cannot fire there and the file is not parsed for it.
     triggers: ClassVar[tuple[tuple[bytes, ...], ...]] = ()
     static: ClassVar[bool] = True
+    # False: selected only when named (`--extend-select EQX001`, a prefix or ALL), as
+    # Ruff's RUF100. Must agree with eqxlint.rules.OFF_BY_DEFAULT (read without imports).
+    default_enabled: ClassVar[bool] = True
     bad_examples: ClassVar[tuple[Bad, ...]] = ()
     good_examples: ClassVar[tuple[Good, ...]] = ()
     fix_examples: ClassVar[tuple[FixCase, ...]] = ()
