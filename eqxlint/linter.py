@@ -93,6 +93,7 @@ class FileResult:
     fixed_text: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
     internal_error: Optional[str] = None
+    fixed_codes: dict[str, int] = field(default_factory=dict)  # code -> fixes applied
 
     @property
     def changed(self) -> bool:
@@ -104,17 +105,23 @@ class FileResult:
 
 
 def discover(paths: Sequence[str], exclude: Sequence[str] = (),
-             extend_exclude: Sequence[str] = (), root: Optional[Path] = None
+             extend_exclude: Sequence[str] = (), root: Optional[Path] = None,
+             skip: Optional[Callable[[str, bool, bool], bool]] = None
              ) -> tuple[list[Path], list[Diagnostic]]:
-    """Expand paths into Python files; unreadable or missing paths become EQX000."""
+    """Expand paths into Python files; unreadable or missing paths become EQX000.
+
+    `skip(path, is_dir, given)` may leave out more (per-folder excludes, .gitignore);
+    `given` is True for a path named on the command line.
+    """
     root = root or Path.cwd()
     patterns = list(exclude) + list(extend_exclude)
     files: list[Path] = []
     problems: list[Diagnostic] = []
     seen: set[str] = set()
 
-    def excluded(path: str) -> bool:
-        return bool(patterns) and _matches_any(Path(path), patterns, root)
+    def excluded(path: str, is_dir: bool = False, given: bool = False) -> bool:
+        return (bool(patterns) and _matches_any(Path(path), patterns, root)) or (
+            skip is not None and skip(path, is_dir, given))
 
     def add(path: str) -> None:
         key = os.path.normcase(os.path.abspath(path))  # cheap: no symlink resolution
@@ -133,7 +140,7 @@ def discover(paths: Sequence[str], exclude: Sequence[str] = (),
                     d for d in dirnames
                     if d not in DEFAULT_EXCLUDES and not d.endswith(".egg-info")
                     and not os.path.isfile(os.path.join(folder, d, "pyvenv.cfg"))  # a venv
-                    and not excluded(os.path.join(folder, d))
+                    and not excluded(os.path.join(folder, d), True)
                 )
                 for name in sorted(filenames):
                     if name.endswith(CHECKED_SUFFIXES):
@@ -141,7 +148,7 @@ def discover(paths: Sequence[str], exclude: Sequence[str] = (),
                         if not excluded(candidate):
                             add(candidate)
         elif _safely(path.exists) or _safely(path.is_symlink):
-            if not excluded(raw):
+            if not excluded(raw, False, True):
                 add(raw)
         else:
             problems.append(Diagnostic(
@@ -297,9 +304,14 @@ def _applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:
         diagnostic.fix.applicability == "safe" or unsafe)
 
 
-def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] = None
+def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] = None,
+             counts: Optional[dict[str, int]] = None
              ) -> tuple[str, int, list[Diagnostic], list[str]]:
-    """Apply fixes until none is left; return (text, fixes applied, findings left, warnings)."""
+    """Apply fixes until none is left; return (text, fixes applied, findings left, warnings).
+
+    `counts`, when given, gets the number of fixes applied per code.
+    """
+    counts = counts if counts is not None else {}
     from eqxlint.parse import lint_text, parses
 
     rules = settings.rule_classes()
@@ -331,6 +343,8 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
         if parses(candidate):
             current = candidate
             applied += len(chosen)
+            for diagnostic in chosen:
+                counts[diagnostic.code] = counts.get(diagnostic.code, 0) + 1
             continue
         # One of them breaks the file: keep the ones that do not, one at a time.
         for diagnostic in chosen:
@@ -338,6 +352,7 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
             if parses(single):
                 current = single
                 applied += 1
+                counts[diagnostic.code] = counts.get(diagnostic.code, 0) + 1
                 break
             rejected.add(_key(diagnostic))
             warnings.append(f"{display}:{diagnostic.location.row}:{diagnostic.location.column}: "  # type: ignore[union-attr]
@@ -422,7 +437,8 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
     try:
         if settings.fix:
             new_text, applied, remaining, warnings = fix_text(
-                text, display, settings, data if notebook is None else None)
+                text, display, settings, data if notebook is None else None,
+                result.fixed_codes)
             result.fixed = applied
             result.diagnostics = remaining
             result.warnings = warnings

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fnmatch
 import io
+import os
 import re
 import tokenize
 from dataclasses import dataclass, field
@@ -241,10 +242,12 @@ def ignored_by_pattern(display: str, per_file_ignores: dict[str, list[str]]) -> 
     """Codes (or prefixes) that per-file-ignores turn off for this file."""
     ignored: set[str] = set()
     name = Path(display).name
+    absolute = os.path.abspath(display)
     for pattern, codes in per_file_ignores.items():
         negated = pattern.startswith("!")
         glob = pattern[1:] if negated else pattern
-        hit = fnmatch.fnmatch(display, glob) or fnmatch.fnmatch(name, glob)
+        hit = fnmatch.fnmatch(display, glob) or fnmatch.fnmatch(name, glob) \
+            or fnmatch.fnmatch(absolute, glob)
         if hit != negated:  # `!pattern` applies to every file it does not match, as in Ruff
             ignored.update(code.upper() for code in codes)
     return ignored

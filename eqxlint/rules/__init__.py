@@ -34,6 +34,12 @@ def _rule_modules() -> dict[str, str]:
     return dict(sorted(modules.items()))
 
 
+def rule_names() -> dict[str, str]:
+    """Code -> the rule's name (its slug), from the module names alone (no imports)."""
+    return {code: name.split("_", 1)[1].replace("_", "-")
+            for code, name in _rule_modules().items()}
+
+
 def all_codes() -> list[str]:
     return list(_rule_modules())
 
