@@ -268,6 +268,14 @@ class LineIndex:
         return _NEWLINE.sub("", self.text[start:end])
 
 
+def noqa_map(text: str) -> dict[int, Optional[set[str]]]:
+    """Row -> codes its `# noqa` suppresses (None: every code); see eqxlint.suppression."""
+    from eqxlint.suppression import parse
+
+    return {row: None if d.codes is None else {c.text for c in d.codes}
+            for row, d in parse(text, "").lines.items()}
+
+
 def suppress(diagnostics: list[Diagnostic], text: str, display: str,
              per_file_ignores: dict[str, list[str]], enabled: Sequence[str] = (),
              warnings: Optional[list[str]] = None) -> list[Diagnostic]:

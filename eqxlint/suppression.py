@@ -1,6 +1,7 @@
 """`# noqa` comments, file-level exemptions and per-file-ignores.
 
-Directives are read from comment tokens only (Python's tokenizer), so that a
+Directives are read from comments only (strings are skipped as the tokenizer skips
+them), so that a
 `"# noqa"` inside a string silences nothing. The grammar follows Ruff's noqa
 lexer (crates/ruff_linter/src/noqa.rs), so that a comment means the same to both
 tools:
@@ -20,11 +21,10 @@ EQX000 (a file that could not be read or parsed) is never suppressed.
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
-import io
 import os
 import re
-import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
@@ -79,19 +79,36 @@ class _Malformed(ValueError):
     """A directive that is not one; the message says what was expected."""
 
 
-def comments(text: str) -> Iterator[tuple[int, int, str]]:
-    """(row, column, text) of every comment token, as the tokenizer sees them.
+# Strings and comments, in the order Python's tokenizer meets them: a string swallows
+# any `#` inside it, so only real comments come out as `comment`. One C-speed regex
+# scan; Python's own `tokenize` costs as much as parsing the file (6 s on the corpus's
+# 126 files that mention noqa, against 19 s for the whole cold run).
+_LEXEME = re.compile(
+    r'"""[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*"""'
+    r"|'''[^'\\]*(?:(?:\\.|'(?!''))[^'\\]*)*'''"
+    r'|"[^"\\\r\n]*(?:\\.[^"\\\r\n]*)*"'
+    r"|'[^'\\\r\n]*(?:\\.[^'\\\r\n]*)*'"
+    r"|(?P<comment>#[^\r\n]*)",
+    re.DOTALL)
+_NEWLINE = re.compile(r"\r\n|\r|\n")
 
-    Stops quietly where the tokenizer gives up (a file with a syntax error is
-    reported as EQX000, which nothing suppresses).
+
+def comments(text: str) -> Iterator[tuple[int, int, str]]:
+    """(row, column, text) of every comment, never a `#` inside a string.
+
+    Strings are recognised as the tokenizer does (prefixes do not matter, triple quotes
+    span lines, backslashes escape). A file so broken that a string never closes is
+    EQX000, which nothing suppresses.
     """
-    readline = io.StringIO(text).readline
-    try:
-        for token in tokenize.generate_tokens(readline):
-            if token.type == tokenize.COMMENT:
-                yield token.start[0], token.start[1], token.string
-    except (tokenize.TokenError, SyntaxError, ValueError):
-        return
+    starts: Optional[list[int]] = None
+    for match in _LEXEME.finditer(text):
+        if match.lastgroup != "comment":
+            continue
+        if starts is None:
+            starts = [0] + [m.end() for m in _NEWLINE.finditer(text)]
+        offset = match.start()
+        row = bisect.bisect_right(starts, offset)
+        yield row, offset - starts[row - 1], match.group("comment")
 
 
 def _lex_codes(comment: str, index: int) -> tuple[list[Code], list[str]]:
@@ -267,6 +284,11 @@ def apply(diagnostics: Sequence[Diagnostic], text: str, display: str,
     With EQX001 in `enabled`, report every `# noqa` code of eqxlint's own that
     silenced nothing (unused, not enabled, or unknown), with a fix removing it.
     """
+    reporting_unused = UNUSED_NOQA in enabled
+    if not diagnostics and not reporting_unused:
+        # Nothing to silence: a malformed directive is reported when it matters (on a
+        # file with findings), which spares reading the comments of most files.
+        return Outcome([], [])
     ignored = ignored_by_pattern(display, per_file_ignores)
     noqa = parse(text, display, known_codes)
     kept: list[Diagnostic] = []
@@ -285,7 +307,7 @@ def apply(diagnostics: Sequence[Diagnostic], text: str, display: str,
                     used.setdefault(directive.row, set()).add(code)
                     continue
         kept.append(diagnostic)
-    if UNUSED_NOQA in enabled and noqa.lines and not noqa.exempts_file(UNUSED_NOQA) \
+    if reporting_unused and noqa.lines and not noqa.exempts_file(UNUSED_NOQA) \
             and not any(UNUSED_NOQA.startswith(prefix) for prefix in ignored):
         kept.extend(_unused(noqa, used, text, display, set(enabled), set(known_codes)))
         kept.sort(key=Diagnostic.sort_key)

@@ -136,3 +136,26 @@ def test_add_noqa_adds_codes_and_keeps_comments(tmp_path: Path) -> None:
     assert run_cli("t.py", "--no-cache", cwd=tmp_path).exit_code == 0
     again = run_subprocess("t.py", "--add-noqa", "--no-cache", cwd=tmp_path)
     assert "Added 0 noqa directives." in again.stderr.decode()
+
+
+def test_comment_scanner_agrees_with_the_tokenizer_on_the_standard_library() -> None:
+    """eqxlint finds comments with one regex scan; Python's tokenizer is the reference."""
+    import io
+    import sysconfig
+    import tokenize
+
+    from eqxlint.suppression import comments
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    checked = 0
+    for path in sorted(stdlib.glob("*.py")):
+        try:
+            text = path.read_text(encoding="utf-8")
+            expected = [(t.start[0], t.start[1], t.string) for t in
+                        tokenize.generate_tokens(io.StringIO(text).readline)
+                        if t.type == tokenize.COMMENT]
+        except (UnicodeDecodeError, SyntaxError, tokenize.TokenError):
+            continue
+        assert list(comments(text)) == expected, path
+        checked += 1
+    assert checked > 100
