@@ -30,8 +30,12 @@ class UnusedNoqaRule(Rule):
         is not a code starts a free comment); `# noqa EQX101` (no colon) is a blanket
         `# noqa`, as in Ruff and flake8. Malformed directives silence nothing and are
         reported as warnings: `# noqa-EQX101`, `# noqanothing`, `# noqa : X`, `# noqa:`,
-        `# noqa: EQX101abc`. `# eqxlint: noqa` on a line of its own exempts the whole file,
-        `# eqxlint: noqa: EQX502` exempts it from those codes (Ruff's `# ruff: noqa`).
+        `# noqa: EQX101abc` (as in Ruff; `# noqa:  EQX101` with two spaces is read, as Ruff
+        reads it, as a list holding EQX101). Those warnings are given for files with a
+        finding (or with EQX001 on): elsewhere a directive has nothing to silence, and
+        eqxlint spares reading the comments. `# eqxlint: noqa` on a line of its own exempts
+        the whole file, `# eqxlint: noqa: EQX502` exempts it from those codes (Ruff's
+        `# ruff: noqa`); on a line with code it is ignored, with a warning.
     """
     why_bad = """
         A `noqa` that silences nothing is a stale promise: the finding it was written for
