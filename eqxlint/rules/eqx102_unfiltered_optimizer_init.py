@@ -143,6 +143,17 @@ class UnfilteredOptimizerInit(Rule):
                     self.opt_state = self.optim.init(self.model)  # expect: EQX102
         """, "self.model and self.optim set in __init__, used in another method"),
         Bad("""
+            import dataclasses
+            import equinox as eqx
+            import optax
+
+            model = eqx.nn.MLP(4, 4, 16, 2, key=key)
+            params, static = eqx.partition(model, eqx.is_inexact_array)
+            model = eqx.combine(params, static)
+            model = dataclasses.replace(eqx.nn.inference_mode(model, value=False))
+            opt_state = optax.adam(1e-3).init(model)  # expect: EQX102
+        """, "through combine, inference_mode and dataclasses.replace: still the whole MLP"),
+        Bad("""
             import equinox as eqx
             import optax
 
