@@ -313,7 +313,7 @@ def _applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:
 
 
 def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] = None,
-             counts: Optional[dict[str, int]] = None
+             path: Optional[Path] = None, counts: Optional[dict[str, int]] = None
              ) -> tuple[str, int, list[Diagnostic], list[str]]:
     """Apply fixes until none is left; return (text, fixes applied, findings left, warnings).
 
@@ -331,7 +331,7 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
         noqa_warnings: list[str] = []
         diagnostics = suppress(lint_text(current, display, rules,
                                          raw if current is text else None,
-                                         settings.use_prefilter),
+                                         settings.use_prefilter, path),
                                current, display, settings.per_file_ignores, settings.codes,
                                noqa_warnings)
         fixable = [d for d in diagnostics if _applicable(d, settings.unsafe_fixes)
@@ -367,7 +367,7 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
                             f"the {diagnostic.code} fix would not re-parse; left as it was")
     noqa_warnings = []
     diagnostics = suppress(lint_text(current, display, rules, None,
-                                     settings.use_prefilter),
+                                     settings.use_prefilter, path),
                            current, display, settings.per_file_ignores, settings.codes,
                            noqa_warnings)
     return current, applied, diagnostics, noqa_warnings + warnings
@@ -415,9 +415,15 @@ def unified_diff(before: str, after: str, display: str) -> str:
 # One file, end to end
 
 
-def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
-    """Lint (and fix, if asked) one file's bytes. Never raises for bad input."""
+def lint_bytes(data: bytes, display: str, settings: Settings, path: Optional[Path] = None
+               ) -> FileResult:
+    """Lint (and fix, if asked) one file's bytes. Never raises for bad input.
+
+    `path` is where the file lives (default: `display` below the settings' root): the
+    project's own imports are resolved from there.
+    """
     result = FileResult(display)
+    path = path if path is not None else settings.root / display
     try:
         decoded = decode(data)
     except DecodeError as error:
@@ -445,7 +451,7 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
     try:
         if settings.fix:
             new_text, applied, remaining, warnings = fix_text(
-                text, display, settings, data if notebook is None else None,
+                text, display, settings, data if notebook is None else None, path,
                 result.fixed_codes)
             result.fixed = applied
             result.diagnostics = remaining
@@ -456,7 +462,8 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
 
             # The pre-filter reads the code: a notebook's JSON is not it.
             diagnostics = lint_text(text, display, settings.rule_classes(),
-                                    data if notebook is None else None, settings.use_prefilter)
+                                    data if notebook is None else None, settings.use_prefilter,
+                                    path)
             result.diagnostics = suppress(diagnostics, text, display, settings.per_file_ignores,
                                           settings.codes, result.warnings)
         if notebook is not None:
@@ -493,9 +500,9 @@ def lint_path(path: Path, display: str, settings: Settings, write: bool) -> File
         result.diagnostics.append(_unreadable(display, error))
         return result
     cache = settings.cache()  # lint_paths has already looked there: this file missed
-    result = lint_bytes(data, display, settings)
+    result = lint_bytes(data, display, settings, path)
     if cache is not None and result.internal_error is None:
-        cache.put(display, data, result.diagnostics)
+        cache.put(display, cache_key_data(path, data), result.diagnostics)
     if write and result.changed and result.fixed_text is not None:
         try:
             encoding = decode(data).encoding
@@ -504,6 +511,13 @@ def lint_path(path: Path, display: str, settings: Settings, write: bool) -> File
             result.warnings.append(f"{display}: could not write the fixes: {error}")
             result.fixed = 0
     return result
+
+
+def cache_key_data(path: Path, data: bytes) -> bytes:
+    """A file's bytes and the contents of the project modules it imports: its cache key."""
+    from eqxlint.semantics.project import shared_index
+
+    return data + b"\0eqxlint-dependencies\0" + shared_index().digest_of_dependencies(path, data)
 
 
 def lint_paths(files: Sequence[Path], settings: Settings, write: bool, jobs: int
@@ -515,7 +529,7 @@ def lint_paths(files: Sequence[Path], settings: Settings, write: bool, jobs: int
         misses = []
         for path, display in zip(files, displays):
             try:
-                cached = cache.get(display, path.read_bytes())
+                cached = cache.get(display, cache_key_data(path, path.read_bytes()))
             except OSError:
                 cached = None
             if cached is None:
