@@ -324,9 +324,14 @@ def _applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:
         diagnostic.fix.applicability == "safe" or unsafe)
 
 
-def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] = None
+def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] = None,
+             apply: Callable[[str, Sequence[Edit]], Optional[str]] = apply_edits
              ) -> tuple[str, int, list[Diagnostic], list[str]]:
-    """Apply fixes until none is left; return (text, fixes applied, findings left, warnings)."""
+    """Apply fixes until none is left; return (text, fixes applied, findings left, warnings).
+
+    `apply` makes edits in a text (None: they cannot be made there); a notebook
+    passes its own, which keeps track of where each cell is.
+    """
     from eqxlint.parse import lint_text, parses
 
     rules = settings.rule_classes()
@@ -352,15 +357,15 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
                 continue
             chosen.append(diagnostic)
             taken.extend(spans)
-        candidate = apply_edits(current, [e for d in chosen for e in d.fix.edits])  # type: ignore[union-attr]
-        if parses(candidate):
+        candidate = apply(current, [e for d in chosen for e in d.fix.edits])  # type: ignore[union-attr]
+        if candidate is not None and parses(candidate):
             current = candidate
             applied += len(chosen)
             continue
         # One of them breaks the file: keep the ones that do not, one at a time.
         for diagnostic in chosen:
-            single = apply_edits(current, diagnostic.fix.edits)  # type: ignore[union-attr]
-            if parses(single):
+            single = apply(current, diagnostic.fix.edits)  # type: ignore[union-attr]
+            if single is not None and parses(single):
                 current = single
                 applied += 1
                 break
@@ -406,6 +411,11 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 
 def unified_diff(before: str, after: str, display: str) -> str:
+    """What a fix changes; for a notebook, in its code cells (as Ruff shows it), not its JSON."""
+    if display.endswith(NOTEBOOK_SUFFIX):
+        from eqxlint.notebook import cell_diff
+
+        return cell_diff(before, after, display)
     return "".join(difflib.unified_diff(
         before.splitlines(keepends=True), after.splitlines(keepends=True),
         fromfile=f"a/{display}", tofile=f"b/{display}"))
@@ -441,11 +451,15 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
                 hint="Check that this is a Jupyter notebook (nbformat 4)", filename=display,
                 location=Location(1, 1), end_location=Location(1, 1)))
             return result
-        text = notebook.text
+    elif "%%" in text:  # perhaps a `# %%` cell script with IPython syntax
+        from eqxlint.notebook import Notebook
+
+        notebook = Notebook.script(text)
     try:
-        if settings.fix:
-            new_text, applied, remaining, warnings = fix_text(
-                text, display, settings, data if notebook is None else None)
+        if notebook is not None:
+            _lint_notebook(result, notebook, settings)
+        elif settings.fix:
+            new_text, applied, remaining, warnings = fix_text(text, display, settings, data)
             result.fixed = applied
             result.diagnostics = remaining
             result.warnings = warnings
@@ -453,33 +467,52 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
         else:
             from eqxlint.parse import lint_text
 
-            # The pre-filter reads the code: a notebook's JSON is not it.
-            diagnostics = lint_text(text, display, settings.rule_classes(),
-                                    data if notebook is None else None, settings.use_prefilter)
+            diagnostics = lint_text(text, display, settings.rule_classes(), data,
+                                    settings.use_prefilter)
             result.diagnostics = suppress(diagnostics, text, display, settings.per_file_ignores)
-        if notebook is not None:
-            _back_into_the_notebook(result, notebook)
-    except Exception as error:  # a bug in eqxlint: say so, keep going
+    except Exception as error:  # a bug in eqxlint: say so, keep going, write nothing
         result.internal_error = f"{display}: internal error: {type(error).__name__}: {error}"
+        result.fixed_text = None
+        result.fixed = 0
     return result
 
 
-def _back_into_the_notebook(result: FileResult, notebook: "Notebook") -> None:
-    """Cell numbers and in-cell rows for findings; the notebook's JSON for fixed text."""
-    from eqxlint.notebook import NotebookError
+def _lint_notebook(result: FileResult, notebook: "Notebook", settings: Settings) -> None:
+    """Lint (and fix) a notebook's or cell script's code; findings placed in their cells.
 
-    result.diagnostics = [notebook.place(d) for d in result.diagnostics]
-    if result.fixed_text is None:
+    The pre-filter reads the code, not the JSON; fixes go into the cells' lines.
+    """
+    from eqxlint.notebook import NotebookError
+    from eqxlint.parse import lint_text
+
+    display = result.display
+    errors = notebook.syntax_errors(display)
+    if errors:
+        result.diagnostics = errors
         return
-    if result.fixed_text == notebook.text:
-        result.fixed_text = result.original
-        return
-    try:
-        result.fixed_text = notebook.with_text(result.fixed_text)
-    except NotebookError as error:
-        result.warnings.append(f"{result.display}: not fixed: {error}")
-        result.fixed_text = result.original
-        result.fixed = 0
+    fixing = settings.fix
+    problem = notebook.why_not_writable() if fixing else None
+    if problem is not None:
+        result.warnings.append(f"{display}: the fixes were not written: {problem}")
+        fixing = False
+    if fixing:
+        new_text, applied, remaining, warnings = fix_text(notebook.text, display, settings,
+                                                          apply=notebook.apply)
+        result.warnings.extend(warnings)
+        try:
+            fixed_file = notebook.with_text(new_text) if new_text != notebook.text \
+                else result.original
+        except NotebookError as error:
+            result.warnings.append(f"{display}: the fixes were not written: {error}")
+        else:
+            result.diagnostics = [notebook.place(d, new_text) for d in remaining]
+            result.fixed = applied
+            result.fixed_text = fixed_file
+            return
+    diagnostics = lint_text(notebook.text, display, settings.rule_classes(), None,
+                            settings.use_prefilter)
+    result.diagnostics = [notebook.place(d) for d in suppress(
+        diagnostics, notebook.text, display, settings.per_file_ignores)]
 
 
 def lint_path(path: Path, display: str, settings: Settings, write: bool) -> FileResult:
@@ -494,7 +527,8 @@ def lint_path(path: Path, display: str, settings: Settings, write: bool) -> File
     result = lint_bytes(data, display, settings)
     if cache is not None and result.internal_error is None:
         cache.put(display, data, result.diagnostics)
-    if write and result.changed and result.fixed_text is not None:
+    if write and result.internal_error is None and result.changed \
+            and result.fixed_text is not None:
         try:
             encoding = decode(data).encoding
             write_atomically(path, encode(result.fixed_text, encoding))
