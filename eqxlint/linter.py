@@ -324,14 +324,22 @@ def _applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:
         diagnostic.fix.applicability == "safe" or unsafe)
 
 
-def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] = None,
-             apply: Callable[[str, Sequence[Edit]], Optional[str]] = apply_edits
-             ) -> tuple[str, int, list[Diagnostic], list[str]]:
-    """Apply fixes until none is left; return (text, fixes applied, findings left, warnings).
+class PlainText:
+    """How fix_text edits a text and names a place in it; a notebook has its own."""
 
-    `apply` makes edits in a text (None: they cannot be made there); a notebook
-    passes its own, which keeps track of where each cell is.
-    """
+    def apply(self, text: str, edits: Sequence[Edit]) -> Optional[str]:
+        """The edited text, or None when the edits cannot be made there."""
+        return apply_edits(text, edits)
+
+    def where(self, text: str, display: str, diagnostic: Diagnostic) -> str:
+        location = diagnostic.location or Location(1, 1)
+        return f"{display}:{location.row}:{location.column}"
+
+
+def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] = None,
+             source: PlainText = PlainText()
+             ) -> tuple[str, int, list[Diagnostic], list[str]]:
+    """Apply fixes until none is left; return (text, fixes applied, findings left, warnings)."""
     from eqxlint.parse import lint_text, parses
 
     rules = settings.rule_classes()
@@ -357,21 +365,23 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
                 continue
             chosen.append(diagnostic)
             taken.extend(spans)
-        candidate = apply(current, [e for d in chosen for e in d.fix.edits])  # type: ignore[union-attr]
+        candidate = source.apply(current, [e for d in chosen for e in d.fix.edits])  # type: ignore[union-attr]
         if candidate is not None and parses(candidate):
             current = candidate
             applied += len(chosen)
             continue
         # One of them breaks the file: keep the ones that do not, one at a time.
         for diagnostic in chosen:
-            single = apply(current, diagnostic.fix.edits)  # type: ignore[union-attr]
+            single = source.apply(current, diagnostic.fix.edits)  # type: ignore[union-attr]
             if single is not None and parses(single):
                 current = single
                 applied += 1
                 break
             rejected.add(_key(diagnostic))
-            warnings.append(f"{display}:{diagnostic.location.row}:{diagnostic.location.column}: "  # type: ignore[union-attr]
-                            f"the {diagnostic.code} fix would not re-parse; left as it was")
+            why = "would not re-parse" if single is not None else \
+                "reaches across cells or into IPython syntax"
+            warnings.append(f"{source.where(current, display, diagnostic)}: "
+                            f"the {diagnostic.code} fix {why}; left as it was")
     diagnostics = suppress(lint_text(current, display, rules, None,
                                      settings.use_prefilter),
                            current, display, settings.per_file_ignores)
@@ -497,7 +507,7 @@ def _lint_notebook(result: FileResult, notebook: "Notebook", settings: Settings)
         fixing = False
     if fixing:
         new_text, applied, remaining, warnings = fix_text(notebook.text, display, settings,
-                                                          apply=notebook.apply)
+                                                          source=notebook)
         result.warnings.extend(warnings)
         try:
             fixed_file = notebook.with_text(new_text) if new_text != notebook.text \

@@ -267,6 +267,15 @@ class Notebook:
         self._layouts.setdefault(new_text, tuple(new_layout))
         return new_text
 
+    def where(self, text: str, display: str, diagnostic: Diagnostic) -> str:
+        """`path:cell N:row:col` of a finding in a joined text (for warnings)."""
+        from dataclasses import replace
+
+        from eqxlint.report.concise import where
+
+        placed = self.place(replace(diagnostic, filename=display), text)
+        return where(placed)
+
     def why_not_writable(self) -> Optional[str]:
         """Why fixed cells could not be written without changing anything else (or None)."""
         if self.data is None:

@@ -363,3 +363,53 @@ def test_diff_shows_the_code_cells(notebook: Path) -> None:
     assert "+opt_state = optim.init(eqx.filter(model, eqx.is_inexact_array))\n" in diff
     assert "--- a/train.ipynb:cell 6\n" in diff and "--- a/train.ipynb:cell 7\n" in diff
     assert '"source"' not in diff and "cell 2" not in diff
+
+
+def test_edits_made_in_cells_equal_edits_made_in_the_joined_text() -> None:
+    """The table beside the text tracks every edit: same text as editing it directly."""
+    import random
+
+    from eqxlint.diagnostics import Edit, Location
+    from eqxlint.linter import LineIndex, apply_edits
+    from eqxlint.notebook import Notebook
+
+    generator = random.Random(10)
+    sources = ["a = 1\nb = [1,\n     2]\n", "def f(x):\r\n    return x\r\n", "", "c = 'é'",
+               "# eqxlint-cell-boundary 1\nd = 4\n"]
+    notebook = Notebook.parse(nbformat.writes(new_notebook(
+        cells=[new_code_cell(s) for s in sources] + [new_markdown_cell("m")])))
+    text = notebook.text
+    for _ in range(200):
+        lines = LineIndex(text)
+        rows = len(lines.starts) - 1
+        row = generator.randint(1, rows)
+        line = lines.line_text(row)
+        start = generator.randint(1, len(line) + 1)
+        end = generator.randint(start, len(line) + 1)
+        content = generator.choice(["", "x", "(y)\n", "\n    z", "é"])
+        edit = Edit(content, Location(row, start), Location(row, end))
+        edited = notebook.apply(text, [edit])
+        assert edited == apply_edits(text, [edit])
+        text = edited
+    fixed = json.loads(notebook.with_text(text))
+    assert [cell["cell_type"] for cell in fixed["cells"]] == ["code"] * 5 + ["markdown"]
+    assert "\r\n" in "".join(fixed["cells"][1]["source"])  # its own endings kept
+    rebuilt = Notebook.parse(notebook.with_text(text))
+    assert rebuilt.text == text
+
+
+def test_edits_across_cells_or_into_magics_are_refused() -> None:
+    from eqxlint.diagnostics import Diagnostic, Edit, Location
+    from eqxlint.notebook import Notebook
+
+    notebook = Notebook.parse(nbformat.writes(new_notebook(cells=[
+        new_markdown_cell("m"), new_code_cell("a = 1\n%time b = 2"), new_code_cell("c = 3")])))
+    text = notebook.text
+    assert text == "a = 1\npass\nc = 3\n"
+    assert notebook.apply(text, [Edit("x", Location(1, 1), Location(3, 2))]) is None
+    assert notebook.apply(text, [Edit("x", Location(2, 1), Location(2, 5))]) is None
+    assert notebook.apply(text, [Edit("x", Location(3, 1), Location(3, 2))]) == \
+        "a = 1\npass\nx = 3\n"
+    finding = Diagnostic(code="EQX102", message="m", location=Location(3, 5),
+                         end_location=Location(3, 6))
+    assert notebook.where(text, "n.ipynb", finding) == "n.ipynb:cell 3:1:5"
