@@ -127,7 +127,7 @@ class Notebook:
         if not isinstance(cells, list):
             raise NotebookError("not a notebook: no list of cells (nbformat 4 is supported)")
         layout: list[Cell] = []
-        for number, cell in enumerate(cells, start=1):
+        for number, cell in enumerate(cells if _is_python_notebook(data) else [], start=1):
             if not isinstance(cell, dict) or cell.get("cell_type") != "code" \
                     or not _is_python(cell):
                 continue
@@ -363,6 +363,19 @@ class Notebook:
 
 # ---------------------------------------------------------------------------
 # IPython syntax
+
+
+def _is_python_notebook(data: dict[str, Any]) -> bool:
+    """As Ruff: `language_info.name`, else `kernelspec.language`, else Python."""
+    metadata = data.get("metadata")
+    if not isinstance(metadata, dict):
+        return True
+    info, spec = metadata.get("language_info"), metadata.get("kernelspec")
+    if isinstance(info, dict) and "name" in info:
+        return info["name"] == "python"
+    if isinstance(spec, dict) and "language" in spec:
+        return spec["language"] == "python"
+    return True
 
 
 def _is_python(cell: dict[str, Any]) -> bool:

@@ -413,3 +413,15 @@ def test_edits_across_cells_or_into_magics_are_refused() -> None:
     finding = Diagnostic(code="EQX102", message="m", location=Location(3, 5),
                          end_location=Location(3, 6))
     assert notebook.where(text, "n.ipynb", finding) == "n.ipynb:cell 3:1:5"
+
+
+def test_notebooks_in_other_languages_are_skipped_as_ruff_does(tmp_path: Path) -> None:
+    notebook = new_notebook(cells=[new_code_cell("library(ggplot2)\nf <- function(a) { a }")])
+    notebook.metadata["kernelspec"] = {"name": "ir", "display_name": "R", "language": "R"}
+    nbformat.write(notebook, str(tmp_path / "r.ipynb"))
+    vscode = new_code_cell("SELECT * FROM t", metadata={"vscode": {"languageId": "sql"}})
+    nbformat.write(new_notebook(cells=[vscode, new_code_cell(SETUP + "\n" + INIT)]),
+                   str(tmp_path / "mixed.ipynb"))
+    result = run_cli(".", "--output-format", "concise", cwd=tmp_path)
+    assert [line.split(": ")[0] for line in result.output.splitlines()[:-2]] == \
+        ["mixed.ipynb:cell 2:8:13"]
