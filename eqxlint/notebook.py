@@ -106,7 +106,8 @@ class Notebook:
     raw: str
     text: str = ""
     _layouts: dict[str, Layout] = field(default_factory=dict, repr=False)
-    _starts: dict[int, list[int]] = field(default_factory=dict, repr=False)
+    _starts: dict[int, tuple[Layout, list[int]]] = field(default_factory=dict, repr=False)
+    _layout_kept: Optional[bool] = field(default=None, repr=False)  # dumps(loads(raw)) == raw
 
     @property
     def is_script(self) -> bool:
@@ -183,14 +184,16 @@ class Notebook:
 
     def _locate(self, layout: Layout, row: int) -> Optional[tuple[int, int]]:
         """(index of the cell in the layout, row within it) for a row of the joined text."""
-        starts = self._starts.get(id(layout))
-        if starts is None:
+        cached = self._starts.get(id(layout))
+        if cached is not None and cached[0] is layout:
+            starts = cached[1]
+        else:
             starts, total = [], 1
             for cell in layout:
                 starts.append(total)
                 total += len(cell.lines)
             starts.append(total)
-            self._starts[id(layout)] = starts
+            self._starts[id(layout)] = (layout, starts)
         if row < 1 or row >= starts[-1]:
             return None
         index = bisect.bisect_right(starts, row) - 1  # the last of equal starts: not empty
@@ -280,11 +283,12 @@ class Notebook:
         """Why fixed cells could not be written without changing anything else (or None)."""
         if self.data is None:
             return None
-        try:
-            same = self._dump(self.data) == self.raw
-        except (RecursionError, ValueError):
-            same = False
-        if not same:
+        if self._layout_kept is None:
+            try:
+                self._layout_kept = self._dump(self.data) == self.raw
+            except (RecursionError, ValueError):
+                self._layout_kept = False
+        if not self._layout_kept:
             return ("its JSON layout cannot be reproduced exactly (indentation, key order "
                     "or escaping), so writing it would change more than the fixed cells")
         return None
@@ -315,7 +319,7 @@ class Notebook:
 
     def _dump(self, data: Any) -> str:
         indent = _indent_of(self.raw)
-        ensure_ascii = not any(ord(ch) > 127 for ch in self.raw)
+        ensure_ascii = self.raw.isascii()
         trailing = self.raw[len(self.raw.rstrip("\n")):]
         return json.dumps(data, indent=indent, ensure_ascii=ensure_ascii) + trailing
 
