@@ -19,7 +19,8 @@ import tempfile
 import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Protocol, Sequence, \
+    Union
 
 from eqxlint.diagnostics import Diagnostic, Edit, Location
 
@@ -324,8 +325,16 @@ def _applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:
         diagnostic.fix.applicability == "safe" or unsafe)
 
 
+class TextSource(Protocol):
+    """How fix_text edits a text and names a place in it (a notebook has its own way)."""
+
+    def apply(self, text: str, edits: Sequence[Edit]) -> Optional[str]: ...
+
+    def where(self, text: str, display: str, diagnostic: Diagnostic) -> str: ...
+
+
 class PlainText:
-    """How fix_text edits a text and names a place in it; a notebook has its own."""
+    """A file's text as it is: edits by offset, places as `path:row:col`."""
 
     def apply(self, text: str, edits: Sequence[Edit]) -> Optional[str]:
         """The edited text, or None when the edits cannot be made there."""
@@ -337,7 +346,7 @@ class PlainText:
 
 
 def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] = None,
-             source: PlainText = PlainText()
+             source: TextSource = PlainText()
              ) -> tuple[str, int, list[Diagnostic], list[str]]:
     """Apply fixes until none is left; return (text, fixes applied, findings left, warnings)."""
     from eqxlint.parse import lint_text, parses
