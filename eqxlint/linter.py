@@ -346,7 +346,7 @@ class PlainText:
 
 
 def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] = None,
-             source: TextSource = PlainText()
+             path: Optional[Path] = None, source: TextSource = PlainText()
              ) -> tuple[str, int, list[Diagnostic], list[str]]:
     """Apply fixes until none is left; return (text, fixes applied, findings left, warnings)."""
     from eqxlint.parse import lint_text, parses
@@ -359,7 +359,7 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
     for _ in range(MAX_FIX_PASSES):
         diagnostics = suppress(lint_text(current, display, rules,
                                          raw if current is text else None,
-                                         settings.use_prefilter),
+                                         settings.use_prefilter, path),
                                current, display, settings.per_file_ignores)
         fixable = [d for d in diagnostics if _applicable(d, settings.unsafe_fixes)
                    and _key(d) not in rejected]
@@ -392,7 +392,7 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
             warnings.append(f"{source.where(current, display, diagnostic)}: "
                             f"the {diagnostic.code} fix {why}; left as it was")
     diagnostics = suppress(lint_text(current, display, rules, None,
-                                     settings.use_prefilter),
+                                     settings.use_prefilter, path),
                            current, display, settings.per_file_ignores)
     return current, applied, diagnostics, warnings
 
@@ -444,9 +444,15 @@ def unified_diff(before: str, after: str, display: str) -> str:
 # One file, end to end
 
 
-def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
-    """Lint (and fix, if asked) one file's bytes. Never raises for bad input."""
+def lint_bytes(data: bytes, display: str, settings: Settings, path: Optional[Path] = None
+               ) -> FileResult:
+    """Lint (and fix, if asked) one file's bytes. Never raises for bad input.
+
+    `path` is where the file lives (default: `display` below the settings' root): the
+    project's own imports are resolved from there.
+    """
     result = FileResult(display)
+    path = path if path is not None else settings.root / display
     try:
         decoded = decode(data)
     except DecodeError as error:
@@ -476,9 +482,10 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
         notebook = Notebook.script(text)
     try:
         if notebook is not None:
-            _lint_notebook(result, notebook, settings)
+            _lint_notebook(result, notebook, settings, path)
         elif settings.fix:
-            new_text, applied, remaining, warnings = fix_text(text, display, settings, data)
+            new_text, applied, remaining, warnings = fix_text(text, display, settings, data,
+                                                              path)
             result.fixed = applied
             result.diagnostics = remaining
             result.warnings = warnings
@@ -487,7 +494,7 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
             from eqxlint.parse import lint_text
 
             diagnostics = lint_text(text, display, settings.rule_classes(), data,
-                                    settings.use_prefilter)
+                                    settings.use_prefilter, path)
             result.diagnostics = suppress(diagnostics, text, display, settings.per_file_ignores)
     except Exception as error:  # a bug in eqxlint: say so, keep going, write nothing
         result.internal_error = f"{display}: internal error: {type(error).__name__}: {error}"
@@ -496,7 +503,8 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
     return result
 
 
-def _lint_notebook(result: FileResult, notebook: "Notebook", settings: Settings) -> None:
+def _lint_notebook(result: FileResult, notebook: "Notebook", settings: Settings,
+                   path: Optional[Path] = None) -> None:
     """Lint (and fix) a notebook's or cell script's code; findings placed in their cells.
 
     The pre-filter reads the code, not the JSON; fixes go into the cells' lines.
@@ -516,7 +524,7 @@ def _lint_notebook(result: FileResult, notebook: "Notebook", settings: Settings)
         fixing = False
     if fixing:
         new_text, applied, remaining, warnings = fix_text(notebook.text, display, settings,
-                                                          source=notebook)
+                                                          None, path, source=notebook)
         result.warnings.extend(warnings)
         try:
             fixed_file = notebook.with_text(new_text) if new_text != notebook.text \
@@ -529,7 +537,7 @@ def _lint_notebook(result: FileResult, notebook: "Notebook", settings: Settings)
             result.fixed_text = fixed_file
             return
     diagnostics = lint_text(notebook.text, display, settings.rule_classes(), None,
-                            settings.use_prefilter)
+                            settings.use_prefilter, path)
     result.diagnostics = [notebook.place(d) for d in suppress(
         diagnostics, notebook.text, display, settings.per_file_ignores)]
 
@@ -543,9 +551,9 @@ def lint_path(path: Path, display: str, settings: Settings, write: bool) -> File
         result.diagnostics.append(_unreadable(display, error))
         return result
     cache = settings.cache()  # lint_paths has already looked there: this file missed
-    result = lint_bytes(data, display, settings)
+    result = lint_bytes(data, display, settings, path)
     if cache is not None and result.internal_error is None:
-        cache.put(display, data, result.diagnostics)
+        cache.put(display, cache_key_data(path, data), result.diagnostics)
     if write and result.internal_error is None and result.changed \
             and result.fixed_text is not None:
         try:
@@ -557,6 +565,13 @@ def lint_path(path: Path, display: str, settings: Settings, write: bool) -> File
     return result
 
 
+def cache_key_data(path: Path, data: bytes) -> bytes:
+    """A file's bytes and the contents of the project modules it imports: its cache key."""
+    from eqxlint.semantics.project import shared_index
+
+    return data + b"\0eqxlint-dependencies\0" + shared_index().digest_of_dependencies(path, data)
+
+
 def lint_paths(files: Sequence[Path], settings: Settings, write: bool, jobs: int
                ) -> Iterator[FileResult]:
     """Lint many files: cache hits here, the rest in parallel processes when there are many."""
@@ -566,7 +581,7 @@ def lint_paths(files: Sequence[Path], settings: Settings, write: bool, jobs: int
         misses = []
         for path, display in zip(files, displays):
             try:
-                cached = cache.get(display, path.read_bytes())
+                cached = cache.get(display, cache_key_data(path, path.read_bytes()))
             except OSError:
                 cached = None
             if cached is None:
