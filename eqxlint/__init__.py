@@ -38,9 +38,12 @@ def assert_trainable(model: Any, *, opt_state: Any = None, optim: Any = None, st
         raise TrainabilityError(diagnostics) from None
 
 
-def check_state_dict(model: Any, state_dict: Mapping[str, Any], *,
+def check_state_dict(model: Any, state_dict: Mapping[str, Any], *, state: Any = None,
                      key_map: Optional[Mapping[str, str]] = None) -> Diagnostics:
-    """Compare a PyTorch-style state dict with the model by name and shape (EQX401)."""
+    """Compare a PyTorch-style state dict with the model by name and shape (EQX401).
+
+    `state`: the model's `eqx.nn.State`; BatchNorm running statistics are then expected.
+    """
     from eqxlint.interop import check_state_dict as _check_state_dict
 
-    return _check_state_dict(model, state_dict, key_map=key_map)
+    return _check_state_dict(model, state_dict, state=state, key_map=key_map)
