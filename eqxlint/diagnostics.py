@@ -121,10 +121,10 @@ class TrainabilityError(AssertionError):
     `.diagnostics` holds them. An AssertionError, as chex's assertions are.
     """
 
-    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+    def __init__(self, diagnostics: list[Diagnostic], subject: str = "this model") -> None:
         self.diagnostics = Diagnostics(diagnostics)
         count = len(diagnostics)
-        head = f"eqxlint found {count} problem{'s' if count != 1 else ''} with this model:"
+        head = f"eqxlint found {count} problem{'s' if count != 1 else ''} with {subject}:"
         super().__init__(f"{head}\n\n{self.diagnostics}")
 
     def _render_traceback_(self) -> list[str]:
