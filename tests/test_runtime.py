@@ -362,3 +362,21 @@ def test_in_ipython_the_traceback_ends_at_the_users_line() -> None:
     output = completed.stdout + completed.stderr
     assert "TrainabilityError" in output, output
     assert "eqxlint/__init__.py" not in output and "raise TrainabilityError" not in output
+
+
+def test_check_model_on_a_module_that_contains_itself_is_a_clear_error() -> None:
+    class Looping(eqx.Module):
+        linear: eqx.nn.Linear
+        again: object = None
+
+    module = Looping(eqx.nn.Linear(2, 2, key=KEY))
+    object.__setattr__(module, "again", module)
+    with pytest.raises(ValueError, match=r"`model.again` contains itself"):
+        check_model(module)
+
+
+def test_eqx601_a_nan_in_a_bfloat16_weight() -> None:
+    model = eqx.nn.Linear(2, 2, key=KEY, dtype=jnp.bfloat16)
+    broken = eqx.tree_at(lambda m: m.weight, model, model.weight.at[0, 1].set(jnp.inf))
+    assert _codes_and_paths(check_model(broken)) == [("EQX601", "model.weight")]
+    assert check_model(model) == []

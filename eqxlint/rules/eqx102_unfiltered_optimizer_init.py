@@ -330,7 +330,9 @@ def _abstract_init_and_update(rule: Rule, context: "RuntimeContext") -> Iterator
             f"{type(error).__name__}: {_first_line(error)}", f"Check the optimizer: `{FILTERED_INIT}`")
         return
     try:
-        jax.eval_shape(lambda g, s, p: context.optim.update(g, s, p), params, state, params)
+        # The optimizer's own function, not a new lambda: jax caches the trace by function,
+        # so checking the same optimizer again costs a cache lookup, not a trace.
+        jax.eval_shape(context.optim.update, params, state, params)
     except Exception as error:
         yield context.diagnostic(
             rule, "model", f"`optim.update(grads, opt_state, params)` fails on the model's "

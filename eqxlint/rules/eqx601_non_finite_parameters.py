@@ -32,8 +32,9 @@ class NonFiniteParameters(Rule):
     fix_safety = "No automatic fix: find the step that produced it (`jax.debug_nans`)."
     runtime = """
         `check_model(model)` tests each concrete floating-point array with `jnp.isfinite`
-        on its device (NumPy arrays, as loaded from a checkpoint, on the host), one
-        reduction per array, and moves one boolean per array to the host. The cost is
+        on its device, one reduction per array, and moves one boolean per array to the
+        host; arrays already in host memory (the CPU backend, NumPy arrays loaded from a
+        checkpoint) are read in place with NumPy. The cost is
         linear in the number of arrays. Abstract models are skipped.
     """
     real_error = "(none: the loss becomes nan)"
@@ -46,7 +47,11 @@ class NonFiniteParameters(Rule):
         flags: list[tuple[str, object, object]] = []
         for path, leaf in context.leaves:
             if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jnp.inexact):
-                flags.append((path, leaf, _all_finite()(leaf)))  # one reduction per array
+                host = _host_view(leaf)
+                if host is not None:  # a CPU array: NumPy reads its memory, no dispatch
+                    flags.append((path, leaf, np.isfinite(host).all()))
+                else:  # one reduction per array on its device
+                    flags.append((path, leaf, _all_finite()(leaf)))
             elif isinstance(leaf, np.ndarray) and np.issubdtype(leaf.dtype, np.inexact):
                 flags.append((path, leaf, np.isfinite(leaf).all()))  # on the host, where it is
         if not flags:
@@ -63,6 +68,22 @@ class NonFiniteParameters(Rule):
 
 
 _ALL_FINITE: list = []
+
+
+def _host_view(leaf):  # type: ignore[no-untyped-def]
+    """The NumPy view of a JAX array that lives in host memory (the CPU backend), else None.
+
+    On CPU `np.asarray` shares the buffer: nothing is copied, and NumPy's `isfinite` costs
+    microseconds where a device dispatch costs a fraction of a millisecond.
+    """
+    import numpy as np
+
+    try:
+        if not all(device.platform == "cpu" for device in leaf.devices()):
+            return None
+        return np.asarray(leaf)
+    except Exception:  # deleted, sharded across hosts, a dtype NumPy cannot view
+        return None
 
 
 def _all_finite():  # type: ignore[no-untyped-def]

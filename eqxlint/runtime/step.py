@@ -83,34 +83,48 @@ class _Trace:
 # -- the dry run ------------------------------------------------------------------------------
 
 
-def _forwarded_input(jaxpr: Any, var: Any, producers: Optional[dict] = None) -> Optional[int]:
-    """Which input of `jaxpr` the variable `var` is, looking through nested `jit` calls."""
-    from jax.extend import core as jex_core
+class _Forwarding:
+    """Which outputs of a jaxpr are its inputs, looking through nested `jit` calls.
 
-    if isinstance(var, jex_core.Literal):
-        return None
-    for position, invar in enumerate(jaxpr.invars):
-        if invar is var:
-            return position
-    if producers is None:
-        producers = {}
-        for equation in jaxpr.eqns:
-            for position, outvar in enumerate(equation.outvars):
-                producers[id(outvar)] = (equation, position)
-    produced = producers.get(id(var))
-    if produced is None:
-        return None
-    equation, position = produced
-    inner = equation.params.get("jaxpr") or equation.params.get("call_jaxpr")
-    inner = getattr(inner, "jaxpr", inner)  # ClosedJaxpr -> Jaxpr
-    if inner is None or not hasattr(inner, "outvars") \
-            or len(inner.outvars) != len(equation.outvars) \
-            or len(inner.invars) != len(equation.invars):
-        return None
-    inner_input = _forwarded_input(inner, inner.outvars[position])
-    if inner_input is None:
-        return None
-    return _forwarded_input(jaxpr, equation.invars[inner_input], producers)
+    Each jaxpr's index (inputs by identity, the equation producing each variable) is built
+    once, so the whole question costs one pass over the equations.
+    """
+
+    def __init__(self) -> None:
+        self._indexes: dict[int, tuple[dict[int, int], dict[int, tuple[Any, int]]]] = {}
+
+    def _index(self, jaxpr: Any) -> tuple[dict[int, int], dict[int, tuple[Any, int]]]:
+        key = id(jaxpr)
+        if key not in self._indexes:
+            inputs = {id(var): position for position, var in enumerate(jaxpr.invars)}
+            producers = {id(var): (equation, position) for equation in jaxpr.eqns
+                         for position, var in enumerate(equation.outvars)}
+            self._indexes[key] = (inputs, producers)
+        return self._indexes[key]
+
+    def source(self, jaxpr: Any, var: Any) -> Optional[int]:
+        """The position among `jaxpr.invars` of the input that `var` is, if it is one."""
+        from jax.extend import core as jex_core
+
+        if isinstance(var, jex_core.Literal):
+            return None
+        inputs, producers = self._index(jaxpr)
+        if id(var) in inputs:
+            return inputs[id(var)]
+        produced = producers.get(id(var))
+        if produced is None:
+            return None
+        equation, position = produced
+        inner = equation.params.get("jaxpr") or equation.params.get("call_jaxpr")
+        inner = getattr(inner, "jaxpr", inner)  # ClosedJaxpr -> Jaxpr
+        if inner is None or not hasattr(inner, "outvars") \
+                or len(inner.outvars) != len(equation.outvars) \
+                or len(inner.invars) != len(equation.invars):
+            return None
+        inner_input = self.source(inner, inner.outvars[position])
+        if inner_input is None:
+            return None
+        return self.source(jaxpr, equation.invars[inner_input])
 
 
 def _dry_run(step: Callable[..., Any], args: tuple, kwargs: dict) -> _Trace:
@@ -127,12 +141,15 @@ def _dry_run(step: Callable[..., Any], args: tuple, kwargs: dict) -> _Trace:
         static_output.append(static_part)
         return dynamic_output
 
-    abstract = [jax.ShapeDtypeStruct(leaf.shape, leaf.dtype) for leaf in leaves]
+    abstract = [jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
+                                     weak_type=bool(getattr(leaf, "weak_type", False)))
+                for leaf in leaves]
     closed, shapes = jax.make_jaxpr(flat_step, return_shape=True)(*abstract)
     output = eqx.combine(shapes, static_output[-1])
-    output_leaves = [leaf for leaf in jax.tree_util.tree_leaves(shapes)]
+    output_leaves = jax.tree_util.tree_leaves(shapes)
     jaxpr = closed.jaxpr
-    forwarded = [_forwarded_input(jaxpr, var) for var in jaxpr.outvars]
+    forwarding = _Forwarding()
+    forwarded = [forwarding.source(jaxpr, var) for var in jaxpr.outvars]
     return _Trace(output, {id(leaf): i for i, leaf in enumerate(output_leaves)}, forwarded,
                   leaves)
 
