@@ -347,3 +347,17 @@ def test_assert_step_raises_listing_every_problem() -> None:
 def test_check_step_wants_a_function_first() -> None:
     with pytest.raises(TypeError, match="expects the training step function first"):
         check_step(_mlp().layers[0].weight, _mlp())
+
+
+def test_the_readme_shows_check_steps_real_output_on_the_demo() -> None:
+    readme = (REPO / "README.md").read_text()
+    call = "check_step(train_step, model, state, opt_state, x, y)\n```\n\n```\n"
+    shown = readme[readme.index(call) + len(call):]
+    shown = shown[:shown.index("\n```")]
+    optim = optax.adam(1e-2)
+    demo = _demo("train_buggy.py", optim)
+    model_key, data_key = jax.random.split(jax.random.PRNGKey(0))
+    x = jax.random.uniform(data_key, (64, 1), minval=-3.0, maxval=3.0)
+    model, state = eqx.nn.make_with_state(demo["Regressor"])(model_key)
+    opt_state = optim.init(_params(model))
+    assert repr(check_step(demo["train_step"], model, state, opt_state, x, jnp.sin(x))) == shown
