@@ -217,6 +217,20 @@ def test_an_evaluation_step_returning_its_model_is_not_eqx503() -> None:
     assert check_step(evaluate, _mlp(), X, Y) == []
 
 
+def test_a_gradient_accumulation_micro_step_is_not_eqx503() -> None:
+    """Model and optimizer state both come back as given: this step was not meant to train."""
+    optim = optax.adam(1e-3)
+
+    @eqx.filter_jit
+    def accumulate(model, opt_state, accumulated, x, y):
+        grads = eqx.filter_grad(_loss)(model, x, y)
+        return model, opt_state, jax.tree.map(jnp.add, accumulated, grads)
+
+    model = _mlp()
+    zeros = jax.tree.map(jnp.zeros_like, _params(model))
+    assert check_step(accumulate, model, optim.init(_params(model)), zeros, X, Y) == []
+
+
 def test_eqx603_a_python_counter_in_the_model_recompiles_every_step() -> None:
     class Counted(eqx.Module):
         mlp: eqx.nn.MLP

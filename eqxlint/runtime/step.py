@@ -178,7 +178,7 @@ def _padded(tree: Any) -> Any:
 def _same_kind(given: _Given, value: Any) -> bool:
     if given.role == "state":
         return isinstance(value, eqx.nn.State)
-    if given.role == "model":
+    if given.role in ("model", "params"):
         return type(value) is type(given.value)
     return _looks_like_opt_state(value)
 
@@ -190,11 +190,20 @@ def _looks_like_opt_state(value: Any) -> bool:
         and all(_is_optax_node(item) for item in value))
 
 
+def _none_pattern(tree: Any) -> tuple[bool, ...]:
+    return tuple(leaf is None for leaf in jax.tree_util.tree_leaves(tree, is_leaf=_is_none))
+
+
 def _match(givens: list[_Given], output: Any) -> None:
-    """Pair each given value with the returned value of its structure (else of its kind)."""
+    """Pair each given value with the returned value of its structure (else of its kind).
+
+    Three passes: the same structure with None in the same places (a model and its
+    filtered gradients have one structure, so the None pattern tells them apart), then
+    the same structure, then the same kind (structure drift).
+    """
     candidates = list(_candidates(output))
     taken: set[int] = set()
-    for exact in (True, False):
+    for strictness in (2, 1, 0):
         for given in givens:
             if given.returned is not None:
                 continue
@@ -205,10 +214,14 @@ def _match(givens: list[_Given], output: Any) -> None:
                     same = _padded(value) == _padded(given.value)
                 except Exception:
                     same = False
-                if same or not exact:
-                    given.returned, given.returned_root, given.exact = value, where, same
-                    taken.add(position)
-                    break
+                if strictness == 2 and not (same and
+                                            _none_pattern(value) == _none_pattern(given.value)):
+                    continue
+                if strictness == 1 and not same:
+                    continue
+                given.returned, given.returned_root, given.exact = value, where, same
+                taken.add(position)
+                break
 
 
 # -- findings ---------------------------------------------------------------------------------
@@ -259,7 +272,8 @@ def _equal_static(a: Any, b: Any) -> bool:
 
 def _eqx603(given: _Given, reported: set[str]) -> list[Diagnostic]:
     """Structure, shape or dtype of the returned tree differ from the given one."""
-    what = {"model": "model", "opt_state": "optimizer state", "state": "state"}[given.role]
+    what = {"model": "model", "params": "tree", "opt_state": "optimizer state",
+            "state": "state"}[given.role]
     hint = (f"Return the {what} with the structure it came in with, so that every step "
             f"reuses one compiled trace")
     if not given.exact:
@@ -324,28 +338,37 @@ def _trains_state(model: Any) -> bool:
 
 
 def _eqx503(givens: list[_Given], trace: _Trace) -> list[Diagnostic]:
-    training = any(g.role == "opt_state" for g in givens)
+    """What the step hands back unchanged, where the rest of the step shows it trains.
+
+    A model returned as given is a finding only when the optimizer state comes back
+    advanced, and the reverse: a step that changes neither (an evaluation, a gradient
+    accumulation micro-step) was not meant to train.
+    """
+    matched = [g for g in givens if g.returned is not None and g.exact]
+    unchanged = {id(g): _identical(g, trace, only_inexact=g.role == "model") for g in matched}
+    advanced = {role: any(not unchanged[id(g)] for g in matched if g.role == role)
+                for role in ("model", "opt_state")}
     found = []
-    for given in givens:
-        if given.returned is None or not given.exact:
+    for given in matched:
+        if not unchanged[id(given)]:
             continue
-        if given.role == "model" and training and _identical(given, trace, only_inexact=True):
+        if given.role == "model" and advanced["opt_state"]:
             found.append(_diagnostic(
                 "EQX503", given.root,
                 "is returned by the step exactly as it was given, every trainable array "
-                "untouched: the updated model is computed and discarded, so nothing trains",
+                "untouched, while the optimizer state advances: the updated model is "
+                "computed and discarded, so nothing trains",
                 "Return the updated model: `model = eqx.apply_updates(model, updates)` and "
                 "`return model, ...`"))
-        elif given.role == "opt_state" and _identical(given, trace, only_inexact=False):
+        elif given.role == "opt_state" and advanced["model"]:
             found.append(_diagnostic(
                 "EQX503", given.root,
-                "is returned by the step exactly as it was given: the new optimizer state "
-                "from `optim.update` is discarded, so Adam's moments and step count never "
-                "advance", "Keep what update returns: `updates, opt_state = "
-                "optim.update(grads, opt_state, params)`"))
-        elif given.role == "state" and any(_trains_state(g.value) for g in givens
-                                           if g.role == "model") \
-                and _identical(given, trace, only_inexact=False):
+                "is returned by the step exactly as it was given while the model is updated: "
+                "the new optimizer state from `optim.update` is discarded, so Adam's moments "
+                "and step count never advance", "Keep what update returns: `updates, "
+                "opt_state = optim.update(grads, opt_state, params)`"))
+        elif given.role == "state" and advanced["model"] and any(
+                _trains_state(g.value) for g in givens if g.role == "model"):
             found.append(_diagnostic(
                 "EQX503", given.root,
                 "is returned by the step exactly as it was given: the model holds a BatchNorm "
@@ -448,6 +471,25 @@ def _stray_optimizer_leaves(givens: list[_Given]) -> list[Diagnostic]:
 # -- the entry point --------------------------------------------------------------------------
 
 
+def _mark_filtered_copies(givens: list[_Given]) -> None:
+    """A module shaped like a given model but with None where it has leaves is a filtered
+    copy (accumulated gradients, `eqx.filter(model, ...)`): followed as `params`, never
+    taken for the model itself."""
+    models = [g for g in givens if g.role == "model"]
+    for given in models:
+        for other in models:
+            if other is given or type(other.value) is not type(given.value):
+                continue
+            try:
+                if _padded(other.value) != _padded(given.value):
+                    continue
+            except Exception:
+                continue
+            if sum(_none_pattern(given.value)) > sum(_none_pattern(other.value)):
+                given.role, given.root = "params", "params"
+                break
+
+
 def _givens(args: tuple, kwargs: dict) -> list[_Given]:
     values = list(args) + list(kwargs.values())
     names = [None] * len(args) + list(kwargs)
@@ -458,6 +500,7 @@ def _givens(args: tuple, kwargs: dict) -> list[_Given]:
             continue
         root = role if roles.count(role) == 1 or name is None else name
         givens.append(_Given(role, root, value))
+    _mark_filtered_copies(givens)
     seen: dict[str, int] = {}
     for given in givens:  # two positional models: model, model_2
         count = seen.get(given.root, 0) + 1
