@@ -91,7 +91,11 @@ def main(paths: tuple[str, ...], select: tuple[str, ...], ignore: tuple[str, ...
     """Check Equinox training code for the mistakes JAX reports late or never.
 
     PATHS are files and folders (default: the current folder); `-` reads stdin.
+    `eqxlint server` starts the language server (LSP over stdio) instead.
     """
+    if paths[:1] == ("server",):
+        _serve(paths[1:])
+        return
     if explain:
         _explain(explain)
         return
@@ -161,6 +165,19 @@ def main(paths: tuple[str, ...], select: tuple[str, ...], ignore: tuple[str, ...
     if diagnostics and not exit_zero:
         sys.exit(EXIT_FINDINGS)
     sys.exit(EXIT_CLEAN)
+
+
+def _serve(extra: Sequence[str]) -> None:
+    """`eqxlint server`: the language server over stdio (the `server` extra: pygls)."""
+    if extra:
+        raise click.UsageError("`eqxlint server` takes no paths (to check a folder named "
+                               "server: `eqxlint ./server`)")
+    try:
+        from eqxlint.server import serve
+    except ImportError as error:
+        raise click.UsageError(f"`eqxlint server` needs pygls ({error}): "
+                               "pip install 'eqxlint[server]'")
+    serve()
 
 
 def _rules(config: Config, select: tuple[str, ...], ignore: tuple[str, ...],

@@ -427,8 +427,19 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
             filename=display, location=Location(error.row, 1),
             end_location=Location(error.row, 1)))
         return result
-    text = decoded.text
+    return lint_source(decoded.text, display, settings, raw=data)
+
+
+def lint_source(text: str, display: str, settings: Settings, raw: Optional[bytes] = None
+                ) -> FileResult:
+    """Lint (and fix, if asked) a decoded text as if it were the file `display`.
+
+    An editor's unsaved buffer is linted this way (eqxlint server); `raw` is the file's
+    bytes when they are at hand. Never raises for bad input.
+    """
+    result = FileResult(display)
     result.original = text
+    data = raw
     notebook = None
     if display.endswith(NOTEBOOK_SUFFIX):
         from eqxlint.notebook import Notebook, NotebookError
