@@ -21,7 +21,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Iterable, Optional
 
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
@@ -30,7 +30,7 @@ from pygls.workspace.position_codec import PositionCodec
 
 from eqxlint import __version__
 from eqxlint.config import Config, ConfigError, find_pyproject, load
-from eqxlint.diagnostics import Diagnostic, Edit, Location
+from eqxlint.diagnostics import Diagnostic, Location
 from eqxlint.linter import NOTEBOOK_SUFFIX, SYNTAX_ERROR, FileResult, Settings, display_path, \
     lint_source
 
@@ -573,7 +573,10 @@ class EqxlintServer(LanguageServer):
         if state is None or not self.client_settings.enable:
             return []
         if state.task is not None and not state.task.done():
-            await asyncio.shield(state.task)  # answer for the text as it is now
+            try:
+                await asyncio.shield(state.task)  # answer for the text as it is now
+            except asyncio.CancelledError:  # closed meanwhile
+                return []
         snapshot = state.snapshot
         if snapshot is None or uri not in snapshot.texts:
             return []

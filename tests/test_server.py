@@ -300,8 +300,12 @@ def test_notebook_cells_get_their_own_diagnostics_and_fixes(tmp_path: Path) -> N
         assert third[0].range.start.character == len("opt_state = ")
         assert cell_uris[0] not in client.diagnostics  # markdown is not Python
 
+        fix_all = await actions_at(client, cell_uris[2], third[0], only=["source.fixAll"])
+        assert list(fix_all[0].edit.changes) == [cell_uris[2]]  # only the cell that changes
         actions = await actions_at(client, cell_uris[2], third[0])
         fix = next(a for a in actions if a.is_preferred)
+        assert apply_edits(buggy, fix_all[0].edit.changes[cell_uris[2]]) == \
+            apply_edits(buggy, fix.edit.changes[cell_uris[2]])
         assert list(fix.edit.changes) == [cell_uris[2]]
         fixed = apply_edits(buggy, fix.edit.changes[cell_uris[2]])
         assert fixed == "%time x = 1\nopt_state = optim.init(eqx.filter(model, " \
@@ -490,3 +494,62 @@ def test_the_server_module_and_a_check_do_not_import_jax() -> None:
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def _readme_block(language: str, containing: str) -> str:
+    text = (REPO / "README.md").read_text()
+    for block in text.split(f"```{language}\n")[1:]:
+        body = block.split("```", 1)[0]
+        if containing in body:
+            return body
+    raise AssertionError(f"no {language} block with {containing!r} in README.md")
+
+
+def test_readme_editor_snippets_run_the_tested_command_and_send_settings_it_reads() -> None:
+    from eqxlint.config import tomllib
+
+    from eqxlint.server import ClientSettings
+
+    vscode = json.loads(_readme_block("json", "glspc.server.command"))
+    assert [vscode["glspc.server.command"], *vscode["glspc.server.commandArguments"]] == \
+        ["eqxlint", "server"]
+    helix = tomllib.loads(_readme_block("toml", "[language-server.eqxlint]"))
+    server = helix["language-server"]["eqxlint"]
+    assert [server["command"], *server["args"]] == ["eqxlint", "server"]
+    assert 'cmd = { "eqxlint", "server" }' in _readme_block("lua", "vim.lsp.config")
+    assert '("eqxlint" "server")' in _readme_block("elisp", "eglot-server-programs")
+    # What each editor sends: flat (VS Code, Helix), under "settings" (Neovim),
+    # under the section name (eglot's workspace configuration).
+    for sent in (vscode["glspc.server.initializationOptions"], server["config"],
+                 {"settings": {"unsafeFixes": False}}, {"eqxlint": {"unsafeFixes": False}}):
+        assert ClientSettings.from_client(sent) == ClientSettings(unsafe_fixes=False)
+    for sent in ({"unsafeFixes": True, "select": "EQX1,EQX3"},
+                 {"settings": {"unsafeFixes": True, "select": ["EQX1", "EQX3"]}},
+                 {"eqxlint": {"unsafe-fixes": True, "select": ["EQX1", "EQX3"]}}):
+        assert ClientSettings.from_client(sent) == ClientSettings(
+            unsafe_fixes=True, select=["EQX1", "EQX3"])
+    settings = ClientSettings.from_client({"severity": {"EQX3": "error", "EQX301": "hint"}})
+    assert settings.severity_of("EQX301") == lsp.DiagnosticSeverity.Hint
+    assert settings.severity_of("EQX302") == lsp.DiagnosticSeverity.Error
+    assert settings.severity_of("EQX101") == lsp.DiagnosticSeverity.Warning
+    assert settings.severity_of("EQX000") == lsp.DiagnosticSeverity.Error
+
+
+def test_saving_pyproject_toml_rechecks_with_the_new_config(tmp_path: Path) -> None:
+    path = tmp_path / "train.py"
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text("[tool.eqxlint]\n")
+
+    async def session() -> None:
+        client = await start(folders=[tmp_path])
+        uri = open_file(client, path, BUGGY)
+        assert "EQX101" in codes(await settle(client, uri, 1))
+        pyproject.write_text('[tool.eqxlint]\nignore = ["EQX101"]\n')
+        mark = len(client.published)
+        client.text_document_did_save(lsp.DidSaveTextDocumentParams(
+            text_document=lsp.TextDocumentIdentifier(uri=from_fs_path(str(pyproject)))))
+        update = await next_publish(client, uri, mark)
+        assert "EQX101" not in codes(list(update.diagnostics)) and update.diagnostics
+        await stop(client)
+
+    run(session())
