@@ -72,18 +72,100 @@ optim{n} = optax.adam(1e-2)
 opt_state{n} = optim{n}.init(eqx.filter(model{n}, eqx.is_inexact_array))
 '''
 HEADER = "import equinox as eqx\nimport jax\nimport jax.numpy as jnp\nimport optax\n"
+HEADER_NP = "import numpy as np\n"
 EDITED_LINE = "lr = 0.001  # edited\n"
 
 
-def training_file(lines: int) -> str:
-    """A realistic training file of about `lines` lines: the demo's parts, repeated."""
-    parts = [HEADER, EDITED_LINE]
+HELPERS = '''
+
+class Block{n}(eqx.Module):
+    """A residual MLP block with layer norm."""
+
+    norm: eqx.nn.LayerNorm
+    up: eqx.nn.Linear
+    down: eqx.nn.Linear
+    dropout: eqx.nn.Dropout
+
+    def __init__(self, width: int, key: jax.Array) -> None:
+        up_key, down_key = jax.random.split(key)
+        self.norm = eqx.nn.LayerNorm(width)
+        self.up = eqx.nn.Linear(width, 4 * width, key=up_key)
+        self.down = eqx.nn.Linear(4 * width, width, key=down_key)
+        self.dropout = eqx.nn.Dropout(0.1)
+
+    def __call__(self, x: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
+        hidden = jax.nn.gelu(self.up(self.norm(x)))
+        return x + self.dropout(self.down(hidden), key=key)
+
+
+def batches{n}(data: np.ndarray, batch_size: int, seed: int):
+    """Shuffled minibatches, forever."""
+    rng = np.random.default_rng(seed)
+    while True:
+        order = rng.permutation(len(data))
+        for start in range(0, len(data) - batch_size + 1, batch_size):
+            yield data[order[start:start + batch_size]]
+
+
+def accuracy{n}(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    return jnp.mean(jnp.argmax(logits, axis=-1) == labels)
+
+
+def cross_entropy{n}(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    log_probs = jax.nn.log_softmax(logits, axis=-1)
+    return -jnp.mean(jnp.take_along_axis(log_probs, labels[:, None], axis=-1))
+
+
+def evaluate{n}(model, batches, steps: int) -> dict[str, float]:
+    model = eqx.nn.inference_mode(model)
+    totals = {{"loss": 0.0, "accuracy": 0.0}}
+    for _, (x, y) in zip(range(steps), batches):
+        logits = jax.vmap(model)(x)
+        totals["loss"] += float(cross_entropy{n}(logits, y))
+        totals["accuracy"] += float(accuracy{n}(logits, y))
+    return {{name: value / steps for name, value in totals.items()}}
+
+
+def save{n}(path: str, model, opt_state, step: int) -> None:
+    with open(path, "wb") as stream:
+        eqx.tree_serialise_leaves(stream, (model, opt_state))
+    print(f"step {{step}}: saved {{path}}")
+'''
+MAIN = '''
+
+def main() -> None:
+    key = jax.random.PRNGKey(0)
+    model = Block0(64, key)
+    optim = optax.adamw(lr)
+    opt_state = optim.init(model)
+    for step, (x, y) in zip(range(1000), batches0(np.zeros((256, 64)), 32, 0)):
+        model, opt_state = step_fn(model, opt_state, x, y)
+        if step % 100 == 0:
+            save0(f"ckpt_{step}.eqx", model, opt_state, step)
+
+
+@eqx.filter_jit
+def step_fn(model, opt_state, x, y):
+    grads = eqx.filter_grad(lambda m: cross_entropy0(jax.vmap(m)(x), y))(model)
+    updates, opt_state = optim.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))
+    return eqx.apply_updates(model, updates), opt_state
+'''
+
+
+def training_file(lines: int, demo_copies: bool = False) -> str:
+    """A training file of about `lines` lines, with one EQX102 finding in `main`.
+
+    By default: one model, one optimizer, one step, and helper code (modules, data,
+    metrics, evaluation, checkpoints) up to the length, as a long training script is.
+    With `demo_copies`: the demo's model, optimizer and step repeated (a stress case:
+    every copy is a make_with_state call and an optimizer for the rules to follow).
+    """
+    parts = [HEADER, EDITED_LINE, HEADER_NP]
     n = 0
-    while sum(part.count("\n") for part in parts) < lines:
-        parts.append(BLOCK.format(n=n))
+    while sum(part.count("\n") for part in parts) + 20 < lines:
+        parts.append((BLOCK if demo_copies else HELPERS).format(n=n))
         n += 1
-    # one finding, so diagnostics are not empty
-    parts.append("\nopt_state = optim0.init(model0)\n")
+    parts.append(MAIN if not demo_copies else "\nopt_state = optim0.init(model0)\n")
     return "".join(parts)
 
 
@@ -95,7 +177,7 @@ class Client(LanguageClient):
 
 
 async def session(lines: int, edits: int, memory_edits: int, memory_lines: int,
-                  burst: int) -> None:
+                  burst: int, demo_copies: bool) -> None:
     client = Client()
 
     @client.feature(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
@@ -109,7 +191,7 @@ async def session(lines: int, edits: int, memory_edits: int, memory_lines: int,
     await client.initialize_async(lsp.InitializeParams(
         capabilities=lsp.ClientCapabilities(), root_uri=from_fs_path(str(folder))))
     client.initialized(lsp.InitializedParams())
-    text = training_file(lines)
+    text = training_file(lines, demo_copies)
     uri = from_fs_path(str(folder / "lsp_latency_sample.py"))  # never written to disk
     version = 1
 
@@ -156,7 +238,8 @@ async def session(lines: int, edits: int, memory_edits: int, memory_lines: int,
     median, bare = statistics.median(latencies), statistics.median(parses)
     linting = statistics.median(lints)
     p95 = statistics.quantiles(latencies, n=20)[-1]
-    print(f"file: {text.count(chr(10))} lines; {edits} edits, each awaited")
+    kind = "the demo repeated" if demo_copies else "one model, helpers"
+    print(f"file: {text.count(chr(10))} lines ({kind}); {edits} edits, each awaited")
     print(f"didChange -> publishDiagnostics: median {median * 1000:.1f} ms, "
           f"p95 {p95 * 1000:.1f} ms")
     print(f"bare libcst.parse_module, same text: median {bare * 1000:.1f} ms")
@@ -212,11 +295,14 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=50)
     parser.add_argument("--memory", type=int, default=0, metavar="EDITS",
                         help="also run this many edits and report the server's RSS growth")
+    parser.add_argument("--demo-copies", action="store_true",
+                        help="the stress file: the demo's model and step repeated")
     parser.add_argument("--memory-lines", type=int, default=200)
     parser.add_argument("--burst", type=int, default=10,
                         help="memory session: await the diagnostics of every Nth edit")
     args = parser.parse_args()
-    asyncio.run(session(args.lines, args.edits, args.memory, args.memory_lines, args.burst))
+    asyncio.run(session(args.lines, args.edits, args.memory, args.memory_lines, args.burst,
+                        args.demo_copies))
 
 
 if __name__ == "__main__":

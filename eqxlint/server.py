@@ -270,10 +270,30 @@ class Tracked:
     published: set[str] = field(default_factory=set)
 
 
+def screened(settings: Settings, text: str) -> Settings:
+    """The rules whose trigger words occur in the text, to run without the pre-filter.
+
+    The CLI's pre-filter decides whether a file is parsed at all; some rules take a
+    sharper first look there (EQX502 runs Python's `ast`), which pays off when it
+    spares a libcst parse. A file open in the editor that mentions any rule's words is
+    parsed anyway, so the server tests only the words (sound: a rule whose words are
+    missing cannot fire) and lets the rules decide on the parsed module. The findings
+    are the same; the CLI's corpus test checks that the pre-filter loses none.
+    """
+    from eqxlint.rules.base import Rule
+
+    data = text.encode("utf-8", "surrogatepass")
+    rules = [rule for rule in settings.rule_classes() if Rule.may_fire.__func__(rule, data)]
+    return Settings(rules=rules, fix=settings.fix, unsafe_fixes=settings.unsafe_fixes,
+                    per_file_ignores=settings.per_file_ignores, root=settings.root,
+                    use_prefilter=False, cache_dir=None)
+
+
 def run_job(job: Job) -> Snapshot:
     """Lint one document (on the worker thread). Never raises."""
     try:
-        result = lint_source(job.source, job.display, job.settings)
+        settings = job.settings if job.cell_uris else screened(job.settings, job.source)
+        result = lint_source(job.source, job.display, settings)
     except Exception as error:  # lint_source catches rule crashes; this is a last guard
         result = FileResult(job.display, internal_error=f"{job.display}: internal error: "
                             f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
