@@ -318,6 +318,26 @@ def test_notebook_cells_get_their_own_diagnostics_and_fixes(tmp_path: Path) -> N
                     document=lsp.VersionedTextDocumentIdentifier(uri=cell_uris[2], version=2),
                     changes=[lsp.TextDocumentContentChangeWholeDocument(text=fixed)])]))))
         assert await settle(client, cell_uris[2], 2) == []
+
+        # Break cell 3 again, then delete it: its diagnostics go with it.
+        client.notebook_document_did_change(lsp.DidChangeNotebookDocumentParams(
+            notebook_document=lsp.VersionedNotebookDocumentIdentifier(uri=notebook_uri,
+                                                                      version=3),
+            change=lsp.NotebookDocumentChangeEvent(cells=lsp.NotebookDocumentCellChanges(
+                text_content=[lsp.NotebookDocumentCellContentChanges(
+                    document=lsp.VersionedTextDocumentIdentifier(uri=cell_uris[2], version=3),
+                    changes=[lsp.TextDocumentContentChangeWholeDocument(text=buggy)])]))))
+        assert codes(await settle(client, cell_uris[2], 3)) == ["EQX102"]
+        mark = len(client.published)
+        client.notebook_document_did_change(lsp.DidChangeNotebookDocumentParams(
+            notebook_document=lsp.VersionedNotebookDocumentIdentifier(uri=notebook_uri,
+                                                                      version=4),
+            change=lsp.NotebookDocumentChangeEvent(cells=lsp.NotebookDocumentCellChanges(
+                structure=lsp.NotebookDocumentCellChangeStructure(
+                    array=lsp.NotebookCellArrayChange(start=2, delete_count=1),
+                    did_close=[lsp.TextDocumentIdentifier(uri=cell_uris[2])])))))
+        cleared = await next_publish(client, cell_uris[2], mark)
+        assert list(cleared.diagnostics) == []
         await stop(client)
 
     run(session())
@@ -553,3 +573,18 @@ def test_saving_pyproject_toml_rechecks_with_the_new_config(tmp_path: Path) -> N
         await stop(client)
 
     run(session())
+
+
+def test_positions_are_in_the_clients_utf16_units() -> None:
+    from pygls.workspace.position_codec import PositionCodec
+
+    from eqxlint.diagnostics import Location
+    from eqxlint.server import minimal_edit, to_position
+
+    lines = ["x = '\U0001F600'; y = optim.init(model)"]
+    column = lines[0].index("optim") + 1  # eqxlint: 1-based code points
+    position = to_position(Location(1, column), lines, PositionCodec())
+    assert position == lsp.Position(line=0, character=column - 1 + 1)  # the emoji is 2 units
+    edit = minimal_edit("a\n\U0001F600b\n", "a\n\U0001F600c\n", PositionCodec())
+    assert edit == lsp.TextEdit(range=lsp.Range(start=lsp.Position(1, 2), end=lsp.Position(1, 3)),
+                                new_text="c")
