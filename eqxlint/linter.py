@@ -427,19 +427,8 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
             filename=display, location=Location(error.row, 1),
             end_location=Location(error.row, 1)))
         return result
-    return lint_source(decoded.text, display, settings, raw=data)
-
-
-def lint_source(text: str, display: str, settings: Settings, raw: Optional[bytes] = None
-                ) -> FileResult:
-    """Lint (and fix, if asked) a decoded text as if it were the file `display`.
-
-    An editor's unsaved buffer is linted this way (eqxlint server); `raw` is the file's
-    bytes when they are at hand. Never raises for bad input.
-    """
-    result = FileResult(display)
+    text = decoded.text
     result.original = text
-    data = raw
     notebook = None
     if display.endswith(NOTEBOOK_SUFFIX):
         from eqxlint.notebook import Notebook, NotebookError
@@ -557,3 +546,19 @@ def default_jobs() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def lint_source(text: str, display: str, settings: Settings) -> FileResult:
+    """Lint (and fix, if asked) a text as if it were the file `display`: an editor's buffer.
+
+    The text is linted as the bytes the file would hold once saved (UTF-8, or the
+    encoding its coding cookie declares), so every finding is the one the CLI gives.
+    """
+    data = text.encode("utf-8", "surrogatepass")
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        if codecs.lookup(encoding).name != "utf-8":
+            data = text.encode(encoding)
+    except (SyntaxError, LookupError, UnicodeEncodeError):
+        pass  # lint_bytes says what is wrong with these bytes, as for the saved file
+    return lint_bytes(data, display, settings)

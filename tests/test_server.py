@@ -588,3 +588,18 @@ def test_positions_are_in_the_clients_utf16_units() -> None:
     edit = minimal_edit("a\n\U0001F600b\n", "a\n\U0001F600c\n", PositionCodec())
     assert edit == lsp.TextEdit(range=lsp.Range(start=lsp.Position(1, 2), end=lsp.Position(1, 3)),
                                 new_text="c")
+
+
+def test_lint_source_gives_the_clis_findings_for_the_text_once_saved(tmp_path: Path) -> None:
+    from eqxlint.linter import Settings, lint_path, lint_source
+    from eqxlint.rules import all_codes
+
+    settings = Settings(rules=all_codes(), root=tmp_path)
+    for text, encoding in ((BUGGY, "utf-8"),
+                           ("# -*- coding: latin-1 -*-\n# café\n" + BUGGY, "latin-1")):
+        path = tmp_path / "train.py"
+        path.write_bytes(text.encode(encoding))
+        saved = lint_path(path, "train.py", settings, write=False)
+        buffer = lint_source(text, "train.py", settings)
+        assert saved.diagnostics and buffer.diagnostics == saved.diagnostics
+        assert buffer.original == text
