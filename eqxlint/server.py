@@ -312,11 +312,16 @@ def run_job(job: Job) -> Snapshot:
                     findings, job.cell_uris, result.internal_error)
 
 
-def notebook_json(cells: list[tuple[str, str]]) -> str:
-    """An nbformat-4 notebook of (kind, text) cells: what the CLI's notebook reader takes."""
+def notebook_json(cells: list[tuple[str, str]], metadata: Any = None) -> str:
+    """An nbformat-4 notebook of (kind, text) cells: what the CLI's notebook reader takes.
+
+    `metadata` is the notebook's own (its kernel and language) when the client sent it.
+    """
+    if not isinstance(metadata, dict) or not metadata:
+        metadata = {"language_info": {"name": "python"}}
     data = {"cells": [{"cell_type": kind, "metadata": {}, "source": text}
                       for kind, text in cells],
-            "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+            "metadata": metadata, "nbformat": 4, "nbformat_minor": 5}
     return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
 
 
@@ -445,8 +450,8 @@ class EqxlintServer(LanguageServer):
             settings, display = self.settings_for(path)
             if not display.endswith(NOTEBOOK_SUFFIX):
                 display += NOTEBOOK_SUFFIX
-            return Job(key, notebook.version, notebook_json(cells), display, settings, texts,
-                       cell_uris)
+            return Job(key, notebook.version, notebook_json(cells, notebook.metadata), display,
+                       settings, texts, cell_uris)
         document = self.workspace.get_text_document(key)
         source = document.source
         settings, display = self.settings_for(_path_of(key))
