@@ -562,11 +562,13 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def lint_source(text: str, display: str, settings: Settings) -> FileResult:
+def lint_source(text: str, display: str, settings: Settings, path: Optional[Path] = None
+                ) -> FileResult:
     """Lint (and fix, if asked) a text as if it were the file `display`: an editor's buffer.
 
     The text is linted as the bytes the file would hold once saved (UTF-8, or the
     encoding its coding cookie declares), so every finding is the one the CLI gives.
+    `path` is where the file lives, as for lint_bytes.
     """
     data = text.encode("utf-8", "surrogatepass")
     try:
@@ -575,4 +577,4 @@ def lint_source(text: str, display: str, settings: Settings) -> FileResult:
             data = text.encode(encoding)
     except (SyntaxError, LookupError, UnicodeEncodeError):
         pass  # lint_bytes says what is wrong with these bytes, as for the saved file
-    return lint_bytes(data, display, settings)
+    return lint_bytes(data, display, settings, path)

@@ -21,7 +21,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
@@ -43,6 +43,9 @@ _SEVERITIES = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticS
                "info": lsp.DiagnosticSeverity.Information, "hint": lsp.DiagnosticSeverity.Hint}
 _NOQA_CODES = re.compile(r"#\s*noqa:\s?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*)",
                          re.IGNORECASE)
+
+if TYPE_CHECKING:
+    from eqxlint.semantics.project import ProjectIndex
 
 logger = logging.getLogger(__name__)
 
@@ -172,49 +175,35 @@ def _offset_position(text: str, offset: int, codec: PositionCodec) -> lsp.Positi
 
 
 # ---------------------------------------------------------------------------
-# Project awareness: which open files import a changed module
+# Project awareness: the linter's project index, with the open buffers as overlays
 
 
-def imported_files(source: str, importer: Path, roots: Iterable[Path]) -> set[Path]:
-    """The project files `source` (the text of `importer`) imports, by Python's `ast`.
+def sync_overlays(overlays: dict[Path, str], layout_changed: bool) -> "ProjectIndex":
+    """The process's project index, reading open buffers instead of their files.
 
-    `import pkg.model`, `from pkg import model`, `from .model import X` are looked up
-    against each root (workspace folders, their src/, the importer's own folder) as
-    `pkg/model.py` or `pkg/model/__init__.py`. Unparsable text imports nothing.
+    Called on the worker thread only (the index is not shared between threads).
     """
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return set()
-    bases = [*roots, importer.parent]
-    dotted: list[tuple[list[Path], str]] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            dotted.extend((bases, alias.name) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                folder = importer.parent
-                for _ in range(node.level - 1):
-                    folder = folder.parent
-                where = [folder]
-            else:
-                where = bases
-            module = node.module or ""
-            if module:
-                dotted.append((where, module))
-            for alias in node.names:
-                if alias.name != "*":
-                    dotted.append((where, f"{module}.{alias.name}" if module else alias.name))
-    found: set[Path] = set()
-    for folders, name in dotted:
-        parts = name.split(".")
-        for folder in folders:
-            # every prefix: `import pkg.model` runs pkg/__init__.py too
-            for count in range(1, len(parts) + 1):
-                stem = folder.joinpath(*parts[:count])
-                found.add(stem.with_name(stem.name + ".py"))
-                found.add(stem / "__init__.py")
-    return found
+    from eqxlint.semantics.project import shared_index
+
+    index = shared_index()
+    if layout_changed:
+        index.forget_layout()
+    for path in [p for p in index.overlays if p not in overlays]:
+        index.set_overlay(path, None)  # closed: the file on disk counts again
+    for path, text in overlays.items():
+        if index.overlays.get(path) != text:
+            index.set_overlay(path, text)
+    return index
+
+
+def find_dependents(changed: Path, documents: list[tuple[str, Path, str]],
+                    overlays: dict[Path, str], layout_changed: bool) -> list[str]:
+    """The documents whose project imports reach the changed file (directly or not)."""
+    index = sync_overlays(overlays, layout_changed)
+    target = Path(os.path.abspath(changed))
+    return [key for key, path, source in documents
+            if path != target and target in index.dependencies(
+                path, source.encode("utf-8", "surrogatepass"))]
 
 
 # ---------------------------------------------------------------------------
@@ -237,6 +226,7 @@ class Snapshot:
     findings: dict[str, list[Diagnostic]]
     cell_uris: list[Optional[str]] = field(default_factory=list)  # notebook: cell number - 1
     internal_error: Optional[str] = None
+    path: Optional[Path] = None
 
     @property
     def parsed(self) -> bool:
@@ -255,6 +245,9 @@ class Job:
     settings: Settings
     texts: dict[str, str]
     cell_uris: list[Optional[str]] = field(default_factory=list)
+    path: Optional[Path] = None
+    overlays: dict[Path, str] = field(default_factory=dict)  # open .py buffers
+    layout_changed: bool = False
 
 
 @dataclass
@@ -292,8 +285,9 @@ def screened(settings: Settings, text: str) -> Settings:
 def run_job(job: Job) -> Snapshot:
     """Lint one document (on the worker thread). Never raises."""
     try:
+        sync_overlays(job.overlays, job.layout_changed)
         settings = job.settings if job.cell_uris else screened(job.settings, job.source)
-        result = lint_source(job.source, job.display, settings)
+        result = lint_source(job.source, job.display, settings, job.path)
     except Exception as error:  # lint_source catches rule crashes; this is a last guard
         result = FileResult(job.display, internal_error=f"{job.display}: internal error: "
                             f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
@@ -309,7 +303,7 @@ def run_job(job: Job) -> Snapshot:
     else:
         findings[job.key] = list(result.diagnostics)
     return Snapshot(job.key, job.version, job.source, job.display, job.settings, job.texts,
-                    findings, job.cell_uris, result.internal_error)
+                    findings, job.cell_uris, result.internal_error, job.path)
 
 
 def notebook_json(cells: list[tuple[str, str]], metadata: Any = None) -> str:
@@ -368,7 +362,7 @@ class EqxlintServer(LanguageServer):
         self.tracked: dict[str, Tracked] = {}
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eqxlint-check")
         self._configs: dict[Path, Optional[Config]] = {}
-        self._imports: dict[tuple[str, Optional[int]], set[Path]] = {}
+        self._layout_changed = False  # files opened, saved or watched since the last check
 
     # -- settings --------------------------------------------------------------
 
@@ -451,13 +445,30 @@ class EqxlintServer(LanguageServer):
             if not display.endswith(NOTEBOOK_SUFFIX):
                 display += NOTEBOOK_SUFFIX
             return Job(key, notebook.version, notebook_json(cells, notebook.metadata), display,
-                       settings, texts, cell_uris)
+                       settings, texts, cell_uris, path, self.overlays(), self._take_layout())
         document = self.workspace.get_text_document(key)
         source = document.source
-        settings, display = self.settings_for(_path_of(key))
-        return Job(key, document.version, source, display, settings, {key: source})
+        path = _path_of(key)
+        settings, display = self.settings_for(path)
+        return Job(key, document.version, source, display, settings, {key: source}, [], path,
+                   self.overlays(), self._take_layout())
+
+    def overlays(self) -> dict[Path, str]:
+        """The open Python buffers, by absolute path: the project index reads these."""
+        found: dict[Path, str] = {}
+        for key, state in self.tracked.items():
+            path = _path_of(key)
+            if path is not None and not state.notebook and path.suffix in PYTHON_SUFFIXES:
+                found[Path(os.path.abspath(path))] = \
+                    self.workspace.get_text_document(key).source
+        return found
+
+    def _take_layout(self) -> bool:
+        changed, self._layout_changed = self._layout_changed, False
+        return changed
 
     def open(self, key: str, notebook: bool) -> None:
+        self._layout_changed = True  # perhaps a file that did not exist when last resolved
         self.tracked[key] = Tracked(key, notebook)
         self.request_check(key)
 
@@ -468,6 +479,10 @@ class EqxlintServer(LanguageServer):
                 state.task.cancel()
             for uri in state.published:
                 self.publish(uri, None, [])
+            path = _path_of(key)
+            if path is not None and path.suffix in PYTHON_SUFFIXES:
+                # its importers now read the file on disk, not the closed buffer
+                asyncio.get_running_loop().create_task(self._recheck_dependents(key, path))
 
     def request_check(self, key: str) -> None:
         """Check soon; a check already running for this document is superseded."""
@@ -547,43 +562,39 @@ class EqxlintServer(LanguageServer):
             code=diagnostic.code, code_description=lsp.CodeDescription(href=diagnostic.url),
             source=SOURCE)
 
-    def dependents_of(self, changed: str) -> list[str]:
-        """Open documents (other than `changed`) whose imports resolve to the changed file."""
-        path = _path_of(changed)
-        if path is None or path.suffix not in PYTHON_SUFFIXES:
-            return []
-        roots = [root for folder in self.folders() for root in (folder, folder / "src")]
-        target = os.path.normcase(os.path.abspath(path))
-        found = []
-        for key, state in self.tracked.items():
-            importer = _path_of(key)
-            if key == changed or importer is None:
-                continue
-            if state.notebook:
-                notebook = self.workspace.get_notebook_document(notebook_uri=key)
-                sources = [self.workspace.get_text_document(c.document).source
-                           for c in (notebook.cells if notebook else [])
-                           if c.kind == lsp.NotebookCellKind.Code]
-                version: Optional[int] = notebook.version if notebook else None
-            else:
-                document = self.workspace.get_text_document(key)
-                sources, version = [document.source], document.version
-            cache_key = (key, version)
-            if cache_key not in self._imports:
-                files: set[Path] = set()
-                for source in sources:
-                    files |= imported_files(source, importer, roots)
-                self._imports = {k: v for k, v in self._imports.items() if k[0] != key}
-                self._imports[cache_key] = {Path(os.path.normcase(os.path.abspath(f)))
-                                            for f in files}
-            if Path(target) in self._imports[cache_key]:
-                found.append(key)
-        return found
-
     def changed(self, key: str) -> None:
         """A document's text changed: check it, and the open files that import it."""
         self.request_check(key)
-        for dependent in self.dependents_of(key):
+        path = _path_of(key)
+        if path is not None and path.suffix in PYTHON_SUFFIXES:
+            asyncio.get_running_loop().create_task(self._recheck_dependents(key, path))
+
+    async def _recheck_dependents(self, key: str, path: Path) -> None:
+        """Re-check the open files whose imports reach `path`, with its unsaved text."""
+        documents: list[tuple[str, Path, str]] = []
+        for other, state in self.tracked.items():
+            importer = _path_of(other)
+            if other == key or importer is None:
+                continue
+            if state.notebook:
+                notebook = self.workspace.get_notebook_document(notebook_uri=other)
+                source = "\n".join(self.workspace.get_text_document(c.document).source
+                                   for c in (notebook.cells if notebook else [])
+                                   if c.kind == lsp.NotebookCellKind.Code)
+            else:
+                source = self.workspace.get_text_document(other).source
+            documents.append((other, Path(os.path.abspath(importer)), source))
+        if not documents:
+            return
+        try:
+            found = await asyncio.get_running_loop().run_in_executor(
+                self.executor, find_dependents, path, documents, self.overlays(),
+                self._take_layout())
+        except Exception as error:
+            self.log(f"eqxlint: could not tell which files import {path}: "
+                     f"{type(error).__name__}: {error}", lsp.MessageType.Error)
+            return
+        for dependent in found:
             self.request_check(dependent)
 
     # -- code actions ----------------------------------------------------------
@@ -655,7 +666,7 @@ def _fix_all_edit(snapshot: Snapshot, codec: PositionCodec) -> Optional[lsp.Work
                         unsafe_fixes=snapshot.settings.unsafe_fixes,
                         per_file_ignores=snapshot.settings.per_file_ignores,
                         root=snapshot.settings.root, cache_dir=None)
-    result = lint_source(snapshot.source, snapshot.display, settings)
+    result = lint_source(snapshot.source, snapshot.display, settings, snapshot.path)
     if result.internal_error or not result.changed or result.fixed_text is None:
         return None
     changes: dict[str, list[lsp.TextEdit]] = {}
@@ -724,8 +735,10 @@ def create_server() -> EqxlintServer:
             ls._configs.clear()
             for key in list(ls.tracked):
                 ls.request_check(key)
-        elif uri in ls.tracked:
-            ls.changed(uri)
+        else:
+            ls._layout_changed = True  # a new file may now exist on disk
+            if uri in ls.tracked:
+                ls.changed(uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: EqxlintServer, params: lsp.DidCloseTextDocumentParams) -> None:
@@ -755,6 +768,7 @@ def create_server() -> EqxlintServer:
 
     @server.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def watched(ls: EqxlintServer, params: lsp.DidChangeWatchedFilesParams) -> None:
+        ls._layout_changed = True
         if any(_is_config(change.uri) for change in params.changes):
             ls._configs.clear()
             for key in list(ls.tracked):

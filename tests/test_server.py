@@ -344,47 +344,52 @@ def test_notebook_cells_get_their_own_diagnostics_and_fixes(tmp_path: Path) -> N
 
 
 def test_a_change_in_model_py_rechecks_the_open_train_py_that_imports_it(tmp_path: Path) -> None:
+    """train.py's finding depends on what model.py's class holds, unsaved buffer included."""
+    (tmp_path / "pyproject.toml").write_text("")
     package = tmp_path / "pkg"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    model_text = "import equinox as eqx\n\n\nclass Net(eqx.Module):\n    scale: float\n"
-    train_text = "from .model import Net\n\nnet = Net(1.0)\n"
-    other_text = "import os\n\nprint(os.sep)\n"
+    arrays_only = ("import equinox as eqx\n\n\nclass Net(eqx.Module):\n"
+                   "    linear: eqx.nn.Linear\n\n    def __init__(self, key):\n"
+                   "        self.linear = eqx.nn.Linear(2, 2, key=key)\n")
+    with_activation = arrays_only.replace("linear: eqx.nn.Linear", "mlp: eqx.nn.MLP").replace(
+        "self.linear = eqx.nn.Linear(2, 2, key=key)", "self.mlp = eqx.nn.MLP(2, 2, 8, 1, key=key)")
+    (package / "model.py").write_text(arrays_only)  # on disk: arrays only, nothing to find
+    train_text = ("import jax\nimport optax\nfrom .model import Net\n\n"
+                  "model = Net(jax.random.PRNGKey(0))\noptim = optax.adam(1e-3)\n"
+                  "opt_state = optim.init(model)\n")
+    (package / "train.py").write_text(train_text)
+    other_text = "import optax\n\noptim = optax.adam(1e-3)\n"
+    assert cli_findings(package / "train.py") == []
 
     async def session() -> None:
         client = await start(folders=[tmp_path])
-        model = open_file(client, package / "model.py", model_text)
+        model = open_file(client, package / "model.py", arrays_only)
         train = open_file(client, package / "train.py", train_text)
         other = open_file(client, package / "other.py", other_text)
-        for uri in (model, train, other):
+        assert await settle(client, train, 1) == []
+        for uri in (model, other):
             await settle(client, uri, 1)
+
         mark = len(client.published)
-        replace_text(client, model, model_text + "    depth: int\n", 2)  # unsaved
+        replace_text(client, model, with_activation, 2)  # typed, not saved
         await settle(client, model, 2)
         recheck = await next_publish(client, train, mark)
         assert recheck.version == 1  # train.py itself did not change
-        # A third, unrelated file is not checked again: only importers are.
+        assert codes(list(recheck.diagnostics)) == ["EQX102"]
+        assert other not in [p.uri for p in client.published[mark:]]  # only importers
+
         mark = len(client.published)
-        replace_text(client, model, model_text, 3)
-        await settle(client, model, 3)
-        await next_publish(client, train, mark)
-        assert other not in [p.uri for p in client.published[mark:]]
+        client.text_document_did_close(lsp.DidCloseTextDocumentParams(
+            text_document=lsp.TextDocumentIdentifier(uri=model)))  # unsaved text dropped
+        back = await next_publish(client, train, mark)
+        assert list(back.diagnostics) == []  # model.py on disk again: arrays only
         await stop(client)
 
     run(session())
-
-
-def test_imports_resolve_absolute_relative_and_from_package(tmp_path: Path) -> None:
-    from eqxlint.server import imported_files
-
-    model = tmp_path / "pkg" / "model.py"
-    train = tmp_path / "pkg" / "train.py"
-    for source in ("import pkg.model\n", "from pkg import model\n", "from .model import X\n",
-                   "from . import model\n", "from pkg.model import X\n"):
-        assert model in imported_files(source, train, [tmp_path]), source
-    assert model not in imported_files("import model_utils\nfrom pkg import other\n",
-                                       train, [tmp_path])
-    assert imported_files("def (\n", train, [tmp_path]) == set()
+    # The CLI agrees once the MLP is saved.
+    (package / "model.py").write_text(with_activation)
+    assert [code for code, _ in cli_findings(package / "train.py")] == ["EQX102"]
 
 
 def test_a_syntax_error_mid_typing_keeps_the_last_good_diagnostics(tmp_path: Path) -> None:
