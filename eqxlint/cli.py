@@ -170,7 +170,11 @@ def main(paths: tuple[str, ...], select: tuple[str, ...], ignore: tuple[str, ...
 
     PATHS are files and folders (default: the current folder); `-` reads stdin.
     `eqxlint check PATHS` is the same command (a path named `check`: write `./check`).
+    `eqxlint server` starts the language server (LSP over stdio) instead.
     """
+    if paths[:1] == ("server",):
+        _serve(paths[1:])
+        return
     if explain:
         _explain(explain)
         return
@@ -331,6 +335,19 @@ def main(paths: tuple[str, ...], select: tuple[str, ...], ignore: tuple[str, ...
     if diagnostics or (exit_non_zero_on_fix and fixed):
         sys.exit(EXIT_FINDINGS)
     sys.exit(EXIT_CLEAN)
+
+
+def _serve(extra: Sequence[str]) -> None:
+    """`eqxlint server`: the language server over stdio (the `server` extra: pygls)."""
+    if extra:
+        raise click.UsageError("`eqxlint server` takes no paths (to check a folder named "
+                               "server: `eqxlint ./server`)")
+    try:
+        from eqxlint.server import serve
+    except ImportError as error:
+        raise click.UsageError(f"`eqxlint server` needs pygls ({error}): "
+                               "pip install 'eqxlint[server]'")
+    serve()
 
 
 def _rules(config: Config, cli_select: list[str], cli_ignore: list[str],

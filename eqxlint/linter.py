@@ -617,3 +617,21 @@ def default_jobs() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def lint_source(text: str, display: str, settings: Settings, path: Optional[Path] = None
+                ) -> FileResult:
+    """Lint (and fix, if asked) a text as if it were the file `display`: an editor's buffer.
+
+    The text is linted as the bytes the file would hold once saved (UTF-8, or the
+    encoding its coding cookie declares), so every finding is the one the CLI gives.
+    `path` is where the file lives, as for lint_bytes.
+    """
+    data = text.encode("utf-8", "surrogatepass")
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        if codecs.lookup(encoding).name != "utf-8":
+            data = text.encode(encoding)
+    except (SyntaxError, LookupError, UnicodeEncodeError):
+        pass  # lint_bytes says what is wrong with these bytes, as for the saved file
+    return lint_bytes(data, display, settings, path)
