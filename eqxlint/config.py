@@ -13,7 +13,8 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 KNOWN_KEYS = {"select", "ignore", "extend-select", "per-file-ignores", "exclude",
-              "extend-exclude"}
+              "extend-exclude", "file-timeout"}
+DEFAULT_FILE_TIMEOUT = 60.0  # CPU seconds per file (eqxlint.workers)
 
 
 class ConfigError(Exception):
@@ -28,6 +29,7 @@ class Config:
     per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     exclude: list[str] = field(default_factory=list)
     extend_exclude: list[str] = field(default_factory=list)
+    file_timeout: float = DEFAULT_FILE_TIMEOUT
     path: Optional[Path] = None
 
     @property
@@ -82,6 +84,9 @@ def load(path: Path) -> Config:
             raise ConfigError(f"{path}: `{key}` must be a list of strings")
         return value
 
+    timeout = table.get("file-timeout", DEFAULT_FILE_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+        raise ConfigError(f"{path}: `file-timeout` must be a number of seconds (0: no limit)")
     per_file = table.get("per-file-ignores", {})
     if not isinstance(per_file, dict) or not all(
             isinstance(v, list) and all(isinstance(c, str) for c in v) for v in per_file.values()):
@@ -93,6 +98,7 @@ def load(path: Path) -> Config:
         per_file_ignores={str(k): list(v) for k, v in per_file.items()},
         exclude=strings("exclude") or [],
         extend_exclude=strings("extend-exclude") or [],
+        file_timeout=float(timeout),
         path=path,
     )
 
@@ -102,7 +108,10 @@ def resolve(explicit: Optional[str], paths: list[str]) -> Config:
     if explicit is not None:
         return load(Path(explicit))
     start = Path(paths[0]) if paths and paths[0] != "-" else Path.cwd()
-    if not start.exists():
-        start = Path.cwd()
-    found = find_pyproject(start)
+    try:
+        if not start.exists():
+            start = Path.cwd()
+        found = find_pyproject(start)
+    except OSError:  # a path we may not look into: it gets its EQX000 later
+        found = find_pyproject(Path.cwd())
     return load(found) if found is not None else Config()

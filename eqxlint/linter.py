@@ -15,13 +15,15 @@ import io
 import os
 import re
 import sys
-import tempfile
 import tokenize
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence, Union
 
 from eqxlint.diagnostics import Diagnostic, Edit, Location
+from eqxlint.files import NotARegularFile, read_source, write_source
+from eqxlint.syntax import cpython_refusal
+from eqxlint.workers import DEFAULT_FILE_TIMEOUT, lint_in_workers
 
 if TYPE_CHECKING:
     from eqxlint.cache import Cache
@@ -62,6 +64,7 @@ class Settings:
     root: Path = field(default_factory=Path.cwd)
     use_prefilter: bool = True
     cache_dir: Optional[Path] = None  # None: no cache
+    file_timeout: Optional[float] = DEFAULT_FILE_TIMEOUT  # seconds per file; None: no limit
     _cache: Optional["Cache"] = field(default=None, repr=False, compare=False)
 
     @property
@@ -146,6 +149,8 @@ def discover(paths: Sequence[str], exclude: Sequence[str] = (),
         elif _safely(path.exists) or _safely(path.is_symlink):
             if not excluded(raw):
                 add(raw)
+        elif _unsearchable(raw) is not None:  # e.g. inside a folder we may not enter
+            problems.append(_unreadable(display_path(path, root), _unsearchable(raw)))  # type: ignore[arg-type]
         else:
             problems.append(Diagnostic(
                 code=SYNTAX_ERROR, message="No such file or directory",
@@ -160,6 +165,17 @@ def _safely(test: Callable[[], bool]) -> bool:
         return test()
     except OSError:
         return False
+
+
+def _unsearchable(path: str) -> Optional[OSError]:
+    """The error that stops us from looking at `path`, unless it is plain absence."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as error:
+        return error
+    return None
 
 
 def _matches_any(path: Path, patterns: Sequence[str], root: Path) -> bool:
@@ -234,6 +250,9 @@ def decode(data: bytes) -> Decoded:
     except UnicodeDecodeError as error:
         row = data[: error.start].count(b"\n") + 1
         raise DecodeError(f"bytes that are not valid {encoding}: {error.reason}", row) from None
+    except (UnicodeError, ValueError, TypeError) as error:  # codecs like punycode, undefined
+        raise DecodeError(f"the declared encoding {encoding!r} cannot decode this file: "
+                          f"{error}") from None
     if "\x00" in text:
         raise DecodeError("the file contains null bytes (is it a binary file?)",
                           text[: text.index("\x00")].count("\n") + 1)
@@ -319,6 +338,20 @@ def apply_edits(text: str, edits: Iterable[Edit]) -> str:
     return text
 
 
+def misfit(text: str, lines: LineIndex, edit: Edit) -> Optional[str]:
+    """Why `edit` does not fit `text` (None when it replaces exactly what it expects)."""
+    try:
+        start = lines.offset(edit.location.row, edit.location.column - 1)
+        end = lines.offset(edit.end_location.row, edit.end_location.column - 1)
+    except IndexError:
+        return "its position is outside the file"
+    if not 0 <= start <= end <= len(text):
+        return "its position is outside the file"
+    if edit.replaces is not None and text[start:end] != edit.replaces:
+        return f"expected {edit.replaces[:40]!r} at its position, found {text[start:end][:40]!r}"
+    return None
+
+
 def _applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:
     return diagnostic.fix is not None and bool(diagnostic.fix.edits) and (
         diagnostic.fix.applicability == "safe" or unsafe)
@@ -341,6 +374,22 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
                                current, display, settings.per_file_ignores)
         fixable = [d for d in diagnostics if _applicable(d, settings.unsafe_fixes)
                    and _key(d) not in rejected]
+        if not fixable:
+            return current, applied, diagnostics, warnings
+        lines = LineIndex(current)
+        fitting = []
+        for diagnostic in fixable:
+            assert diagnostic.fix is not None
+            why = next((reason for reason in (misfit(current, lines, e)
+                                              for e in diagnostic.fix.edits) if reason), None)
+            if why is None:
+                fitting.append(diagnostic)
+                continue
+            rejected.add(_key(diagnostic))
+            warnings.append(f"{display}:{diagnostic.location.row}:{diagnostic.location.column}: "  # type: ignore[union-attr]
+                            f"the {diagnostic.code} fix does not match the text it would "
+                            f"replace ({why}); left as it was")
+        fixable = fitting
         if not fixable:
             return current, applied, diagnostics, warnings
         chosen: list[Diagnostic] = []
@@ -382,33 +431,16 @@ def _overlaps(a: tuple[Location, Location], b: tuple[Location, Location]) -> boo
     return not (a[1] <= b[0] or b[1] <= a[0])
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder and rename it into place."""
-    folder = path.parent
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".eqxlint-tmp",
-                                         dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        try:
-            os.chmod(temporary, os.stat(path).st_mode & 0o7777)
-        except OSError:
-            pass
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-
-
 def unified_diff(before: str, after: str, display: str) -> str:
     return "".join(difflib.unified_diff(
-        before.splitlines(keepends=True), after.splitlines(keepends=True),
+        _lines_with_ends(before), _lines_with_ends(after),
         fromfile=f"a/{display}", tofile=f"b/{display}"))
+
+
+def _lines_with_ends(text: str) -> list[str]:
+    """Lines as Python ends them (not at \x0c or U+2028, as str.splitlines does)."""
+    starts = LineIndex(text).starts
+    return [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)]) if a < b]
 
 
 # ---------------------------------------------------------------------------
@@ -417,6 +449,8 @@ def unified_diff(before: str, after: str, display: str) -> str:
 
 def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
     """Lint (and fix, if asked) one file's bytes. Never raises for bad input."""
+    from eqxlint.parse import NotAnalysed
+
     result = FileResult(display)
     try:
         decoded = decode(data)
@@ -442,10 +476,15 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
                 location=Location(1, 1), end_location=Location(1, 1)))
             return result
         text = notebook.text
+    # The pre-filter reads the code as UTF-8 bytes: a notebook's JSON is not it, nor
+    # are the bytes of another declared encoding.
+    raw = data if notebook is None and decoded.encoding in ("utf-8", "utf-8-sig") else None
     try:
-        if settings.fix:
-            new_text, applied, remaining, warnings = fix_text(
-                text, display, settings, data if notebook is None else None)
+        refusal = cpython_refusal(text, display, top_level_await=notebook is not None)
+        if refusal is not None:
+            result.diagnostics = [refusal]
+        elif settings.fix:
+            new_text, applied, remaining, warnings = fix_text(text, display, settings, raw)
             result.fixed = applied
             result.diagnostics = remaining
             result.warnings = warnings
@@ -453,12 +492,14 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
         else:
             from eqxlint.parse import lint_text
 
-            # The pre-filter reads the code: a notebook's JSON is not it.
-            diagnostics = lint_text(text, display, settings.rule_classes(),
-                                    data if notebook is None else None, settings.use_prefilter)
+            diagnostics = lint_text(text, display, settings.rule_classes(), raw,
+                                    settings.use_prefilter)
             result.diagnostics = suppress(diagnostics, text, display, settings.per_file_ignores)
         if notebook is not None:
             _back_into_the_notebook(result, notebook)
+    except NotAnalysed as error:  # valid Python that libcst cannot parse: say so, not EQX000
+        result.warnings.append(f"{display}: {error}")
+        result.diagnostics, result.fixed, result.fixed_text = [], 0, None
     except Exception as error:  # a bug in eqxlint: say so, keep going
         result.internal_error = f"{display}: internal error: {type(error).__name__}: {error}"
     return result
@@ -485,7 +526,9 @@ def _back_into_the_notebook(result: FileResult, notebook: "Notebook") -> None:
 def lint_path(path: Path, display: str, settings: Settings, write: bool) -> FileResult:
     """Read, lint, fix and (if `write`) save one file; store its findings in the cache."""
     try:
-        data = path.read_bytes()
+        data = read_source(path)
+    except NotARegularFile as error:
+        return FileResult(display, warnings=[f"{display}: {error}"])
     except OSError as error:
         result = FileResult(display)
         result.diagnostics.append(_unreadable(display, error))
@@ -494,26 +537,38 @@ def lint_path(path: Path, display: str, settings: Settings, write: bool) -> File
     result = lint_bytes(data, display, settings)
     if cache is not None and result.internal_error is None:
         cache.put(display, data, result.diagnostics)
-    if write and result.changed and result.fixed_text is not None:
+    if write and result.changed and result.fixed_text is not None \
+            and result.internal_error is None:
         try:
             encoding = decode(data).encoding
-            write_atomically(path, encode(result.fixed_text, encoding))
+            write_source(path, encode(result.fixed_text, encoding))
         except (OSError, UnicodeEncodeError, ValueError) as error:
-            result.warnings.append(f"{display}: could not write the fixes: {error}")
-            result.fixed = 0
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            result.warnings.append(f"{display}: could not write the fixes: {reason}")
+            # Nothing was fixed: the findings are those of the file as it is.
+            unfixed = lint_bytes(data, display, replace(settings, fix=False, _cache=None))
+            result.diagnostics, result.fixed, result.fixed_text = unfixed.diagnostics, 0, None
     return result
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace a file's contents safely (kept for callers of the old name)."""
+    write_source(path, data)
 
 
 def lint_paths(files: Sequence[Path], settings: Settings, write: bool, jobs: int
                ) -> Iterator[FileResult]:
-    """Lint many files: cache hits here, the rest in parallel processes when there are many."""
+    """Lint many files: cache hits here, the rest in watched worker processes."""
     displays = [display_path(path, settings.root) for path in files]
     cache = settings.cache()
     if cache is not None:
         misses = []
         for path, display in zip(files, displays):
             try:
-                cached = cache.get(display, path.read_bytes())
+                cached = cache.get(display, read_source(path))
+            except NotARegularFile as error:
+                yield FileResult(display, warnings=[f"{display}: {error}"])
+                continue
             except OSError:
                 cached = None
             if cached is None:
@@ -521,24 +576,17 @@ def lint_paths(files: Sequence[Path], settings: Settings, write: bool, jobs: int
             else:
                 yield FileResult(display, diagnostics=cached)
         files, displays = [m[0] for m in misses], [m[1] for m in misses]
-    if jobs <= 1 or len(files) < 4:
-        for path, display in zip(files, displays):
-            yield lint_path(path, display, settings, write)
+    if not files:
         return
     import multiprocessing
     import threading
-    from concurrent.futures import ProcessPoolExecutor
 
     # fork is cheapest, but unsafe in a process with threads (JAX starts some when
     # eqxlint is driven from Python beside it): then start clean interpreters.
     threaded = threading.active_count() > 1 or "jax" in sys.modules
     method = "spawn" if threaded or "fork" not in multiprocessing.get_all_start_methods() \
         else "fork"
-    chunk = max(1, min(32, len(files) // (jobs * 8)))
-    with ProcessPoolExecutor(max_workers=min(jobs, len(files)),
-                             mp_context=multiprocessing.get_context(method)) as pool:
-        yield from pool.map(lint_path, files, displays, [settings] * len(files),
-                            [write] * len(files), chunksize=chunk)
+    yield from lint_in_workers(files, displays, settings, write, jobs, method)
 
 
 def default_jobs() -> int:
