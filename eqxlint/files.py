@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 import tempfile
 from pathlib import Path
 from typing import Union
@@ -90,40 +91,78 @@ class _OwnerNotKept(Exception):
 def _replace(target: str, data: bytes, status: os.stat_result) -> None:
     """Write a new file beside `target` and rename it over `target`."""
     folder = os.path.dirname(target) or "."
-    descriptor, named = _unnamed_file(folder)
+    if _replace_from_nameless_file(folder, target, data, status):
+        return
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.",
+                                             suffix=TEMPORARY_SUFFIX, dir=folder)
+    try:
+        try:  # no fsync: it would keep the temporary name alive for milliseconds
+            _write_all(descriptor, data)
+            _copy_owner_and_mode(descriptor, status)
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, target)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+
+
+_NAMELESS = {"works": hasattr(os, "O_TMPFILE") and sys.platform.startswith("linux")}
+
+
+def _name_it(descriptor: int, name: str) -> None:
+    """Give an O_TMPFILE a name: linkat(AT_EMPTY_PATH), else through /proc/self/fd."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    at_fdcwd, at_empty_path = -100, 0x1000
+    if libc.linkat(descriptor, b"", at_fdcwd, os.fsencode(name), at_empty_path) == 0:
+        return
+    os.link(f"/proc/self/fd/{descriptor}", name, follow_symlinks=True)
+
+
+def _replace_from_nameless_file(folder: str, target: str, data: bytes,
+                                status: os.stat_result) -> bool:
+    """Linux: write an O_TMPFILE (no name, so that a SIGKILL leaves nothing behind),
+    name it only at the last moment, rename it over the target. False where the
+    system cannot."""
+    if not _NAMELESS["works"]:
+        return False
+    try:
+        descriptor = os.open(folder, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+    except OSError as error:
+        if error.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+            _NAMELESS["works"] = False
+            return False
+        raise
     temporary = None
     try:
         _write_all(descriptor, data)
         _copy_owner_and_mode(descriptor, status)
-        os.fsync(descriptor)
-        if named is None:  # O_TMPFILE: give it a name only now, then rename at once
-            temporary = _temporary_name(target)
-            os.link(f"/proc/self/fd/{descriptor}", temporary, follow_symlinks=True)
-        else:
-            temporary = named
+        os.fsync(descriptor)  # nameless: taking time here leaves nothing behind
+        name = _temporary_name(target)
+        try:
+            _name_it(descriptor, name)
+        except OSError as error:
+            if error.errno in (errno.EXDEV, errno.ENOENT, errno.EPERM, errno.EOPNOTSUPP,
+                               errno.EACCES):
+                _NAMELESS["works"] = False  # this system cannot name it: write a named one
+                return False
+            raise
+        temporary = name
         os.replace(temporary, target)
         temporary = None
-    except BaseException:
+        return True
+    finally:
+        os.close(descriptor)
         if temporary is not None:
             try:
                 os.unlink(temporary)
             except OSError:
                 pass
-        raise
-    finally:
-        os.close(descriptor)
-
-
-def _unnamed_file(folder: str) -> tuple[int, "str | None"]:
-    """An open file in `folder`: nameless (O_TMPFILE) where the system allows it."""
-    if hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd"):
-        try:
-            return os.open(folder, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600), None
-        except OSError as error:
-            if error.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
-                raise
-    descriptor, named = tempfile.mkstemp(prefix=".eqxlint-", suffix=TEMPORARY_SUFFIX, dir=folder)
-    return descriptor, named
 
 
 def _temporary_name(target: str) -> str:
