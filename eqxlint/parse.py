@@ -13,7 +13,7 @@ import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic, Edit, Fix, Location
 from eqxlint.linter import LineIndex
-from eqxlint.rules.base import Finding, Rule
+from eqxlint.rules.base import Finding, Rule, prefilter_view
 from eqxlint.semantics import Semantics
 from eqxlint.syntax import SYNTAX_ERROR, cpython_refusal
 
@@ -59,7 +59,7 @@ def parse_or_explain(text: str, display: str) -> "cst.Module | Diagnostic":
 def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
               raw: Optional[bytes] = None, use_prefilter: bool = True) -> list[Diagnostic]:
     """All findings for one source text (before noqa and per-file ignores)."""
-    data = raw if raw is not None else text.encode("utf-8", "surrogatepass")
+    data = prefilter_view(raw if raw is not None else text.encode("utf-8", "surrogatepass"))
     active = [rule for rule in rules if rule.static and (not use_prefilter or rule.may_fire(data))]
     if not active:
         return []
