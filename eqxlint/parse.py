@@ -37,8 +37,8 @@ def parse_or_explain(text: str, display: str) -> "cst.Module | Diagnostic":
         return Diagnostic(
             code=SYNTAX_ERROR, filename=display, location=Location(1, 1),
             end_location=Location(1, 1),
-            message=f"not analysed: {len(text) / 1e6:.1f} million characters is more than "
-                    f"eqxlint parses ({MAX_ANALYSED_CHARACTERS / 1e6:g} million)",
+            message=f"not analysed: {len(text):,} characters, more than the "
+                    f"{MAX_ANALYSED_CHARACTERS:,} eqxlint gives libcst",
             hint="Exclude this file (generated code?) or split it")
     try:
         return cst.parse_module(text)

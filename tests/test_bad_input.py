@@ -354,3 +354,23 @@ def test_diff_on_an_unparsable_file_says_which_and_why(folder: Path) -> None:
     assert code == 2
     assert "broken.py:2:22: EQX000 SyntaxError: '(' was never closed" in err
     assert "+model = eqx.apply_updates(model, u)" in out
+
+
+def test_a_file_too_big_to_analyse_is_syntax_checked_and_reported(monkeypatch) -> None:
+    """libcst needs gigabytes for a 5 MB list: a file over the limit is not given to it."""
+    import eqxlint.parse as parse
+    from eqxlint.linter import Settings, lint_bytes
+    from eqxlint.rules import all_rules
+
+    monkeypatch.setattr(parse, "MAX_ANALYSED_CHARACTERS", 1000)
+    settings = Settings(rules=list(all_rules()))
+    big = ("import optax\nstate = opt.init(p)\nx = [" + "1, " * 400 + "]\n").encode()
+    [finding] = lint_bytes(big, "big.py", settings).diagnostics
+    assert (finding.code, finding.location.row) == ("EQX000", 1)
+    assert finding.message == f"not analysed: {len(big):,} characters, more than the 1,000 " \
+        "eqxlint gives libcst"
+    broken = big.replace(b"]\n", b"\n")
+    [finding] = lint_bytes(broken, "big.py", settings).diagnostics
+    assert finding.message == "SyntaxError: '[' was never closed"  # CPython saw it first
+    small = b"import optax\nstate = opt.init(p)\n"
+    assert lint_bytes(small, "small.py", settings).diagnostics == []
