@@ -357,8 +357,8 @@ def _applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:
         diagnostic.fix.applicability == "safe" or unsafe)
 
 
-def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] = None
-             ) -> tuple[str, int, list[Diagnostic], list[str]]:
+def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] = None,
+             path: Optional[Path] = None) -> tuple[str, int, list[Diagnostic], list[str]]:
     """Apply fixes until none is left; return (text, fixes applied, findings left, warnings)."""
     from eqxlint.parse import lint_text, parses
 
@@ -370,7 +370,7 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
     for _ in range(MAX_FIX_PASSES):
         diagnostics = suppress(lint_text(current, display, rules,
                                          raw if current is text else None,
-                                         settings.use_prefilter),
+                                         settings.use_prefilter, path),
                                current, display, settings.per_file_ignores)
         fixable = [d for d in diagnostics if _applicable(d, settings.unsafe_fixes)
                    and _key(d) not in rejected]
@@ -417,7 +417,7 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
             warnings.append(f"{display}:{diagnostic.location.row}:{diagnostic.location.column}: "  # type: ignore[union-attr]
                             f"the {diagnostic.code} fix would not re-parse; left as it was")
     diagnostics = suppress(lint_text(current, display, rules, None,
-                                     settings.use_prefilter),
+                                     settings.use_prefilter, path),
                            current, display, settings.per_file_ignores)
     return current, applied, diagnostics, warnings
 
@@ -447,11 +447,17 @@ def _lines_with_ends(text: str) -> list[str]:
 # One file, end to end
 
 
-def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
-    """Lint (and fix, if asked) one file's bytes. Never raises for bad input."""
+def lint_bytes(data: bytes, display: str, settings: Settings, path: Optional[Path] = None
+               ) -> FileResult:
+    """Lint (and fix, if asked) one file's bytes. Never raises for bad input.
+
+    `path` is where the file lives (default: `display` below the settings' root): the
+    project's own imports are resolved from there.
+    """
     from eqxlint.parse import NotAnalysed
 
     result = FileResult(display)
+    path = path if path is not None else settings.root / display
     try:
         decoded = decode(data)
     except DecodeError as error:
@@ -484,7 +490,7 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
         if refusal is not None:
             result.diagnostics = [refusal]
         elif settings.fix:
-            new_text, applied, remaining, warnings = fix_text(text, display, settings, raw)
+            new_text, applied, remaining, warnings = fix_text(text, display, settings, raw, path)
             result.fixed = applied
             result.diagnostics = remaining
             result.warnings = warnings
@@ -493,7 +499,7 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
             from eqxlint.parse import lint_text
 
             diagnostics = lint_text(text, display, settings.rule_classes(), raw,
-                                    settings.use_prefilter)
+                                    settings.use_prefilter, path)
             result.diagnostics = suppress(diagnostics, text, display, settings.per_file_ignores)
         if notebook is not None:
             _back_into_the_notebook(result, notebook)
@@ -534,9 +540,9 @@ def lint_path(path: Path, display: str, settings: Settings, write: bool) -> File
         result.diagnostics.append(_unreadable(display, error))
         return result
     cache = settings.cache()  # lint_paths has already looked there: this file missed
-    result = lint_bytes(data, display, settings)
+    result = lint_bytes(data, display, settings, path)
     if cache is not None and result.internal_error is None:
-        cache.put(display, data, result.diagnostics)
+        cache.put(display, cache_key_data(path, data), result.diagnostics)
     if write and result.changed and result.fixed_text is not None \
             and result.internal_error is None:
         try:
@@ -546,7 +552,7 @@ def lint_path(path: Path, display: str, settings: Settings, write: bool) -> File
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
             result.warnings.append(f"{display}: could not write the fixes: {reason}")
             # Nothing was fixed: the findings are those of the file as it is.
-            unfixed = lint_bytes(data, display, replace(settings, fix=False, _cache=None))
+            unfixed = lint_bytes(data, display, replace(settings, fix=False, _cache=None), path)
             result.diagnostics, result.fixed, result.fixed_text = unfixed.diagnostics, 0, None
     return result
 
@@ -554,6 +560,13 @@ def lint_path(path: Path, display: str, settings: Settings, write: bool) -> File
 def write_atomically(path: Path, data: bytes) -> None:
     """Replace a file's contents safely (kept for callers of the old name)."""
     write_source(path, data)
+
+
+def cache_key_data(path: Path, data: bytes) -> bytes:
+    """A file's bytes and the contents of the project modules it imports: its cache key."""
+    from eqxlint.semantics.project import shared_index
+
+    return data + b"\0eqxlint-dependencies\0" + shared_index().digest_of_dependencies(path, data)
 
 
 def lint_paths(files: Sequence[Path], settings: Settings, write: bool, jobs: int
@@ -565,7 +578,7 @@ def lint_paths(files: Sequence[Path], settings: Settings, write: bool, jobs: int
         misses = []
         for path, display in zip(files, displays):
             try:
-                cached = cache.get(display, read_source(path))
+                cached = cache.get(display, cache_key_data(path, read_source(path)))
             except NotARegularFile as error:
                 yield FileResult(display, warnings=[f"{display}: {error}"])
                 continue

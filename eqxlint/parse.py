@@ -7,6 +7,7 @@ libcst (most of such a run's cost).
 from __future__ import annotations
 
 import bisect
+from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 import libcst as cst
@@ -15,6 +16,7 @@ from eqxlint.diagnostics import Diagnostic, Edit, Fix, Location
 from eqxlint.linter import LineIndex
 from eqxlint.rules.base import Finding, Rule, prefilter_view
 from eqxlint.semantics import Semantics
+from eqxlint.semantics.project import ProjectIndex, shared_index
 from eqxlint.syntax import SYNTAX_ERROR, cpython_refusal
 
 if TYPE_CHECKING:
@@ -57,8 +59,14 @@ def parse_or_explain(text: str, display: str) -> "cst.Module | Diagnostic":
 
 
 def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
-              raw: Optional[bytes] = None, use_prefilter: bool = True) -> list[Diagnostic]:
-    """All findings for one source text (before noqa and per-file ignores)."""
+              raw: Optional[bytes] = None, use_prefilter: bool = True,
+              path: Optional[Path] = None, project: Optional[ProjectIndex] = None
+              ) -> list[Diagnostic]:
+    """All findings for one source text (before noqa and per-file ignores).
+
+    `path` is where the text lives (or would): imports of the project's own modules
+    are resolved from there, through `project` (the process's shared index by default).
+    """
     data = prefilter_view(raw if raw is not None else text.encode("utf-8", "surrogatepass"))
     active = [rule for rule in rules if rule.static and (not use_prefilter or rule.may_fire(data))]
     if not active:
@@ -66,7 +74,7 @@ def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
     module = parse_or_explain(text, display)
     if isinstance(module, Diagnostic):
         return [module]
-    semantics = Semantics.of(module)
+    semantics = Semantics.of(module, path, (project or shared_index()) if path else None)
     findings: list[tuple[type[Rule], Finding]] = []
     for rule in active:
         for finding in rule().check(semantics):
