@@ -7,6 +7,7 @@ libcst (most of such a run's cost).
 from __future__ import annotations
 
 import bisect
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
@@ -58,6 +59,10 @@ def parse_or_explain(text: str, display: str) -> "cst.Module | Diagnostic":
                       f"file; this is a limit of libcst, not a mistake in the code)")
 
 
+# Only for benchmarks/compare.py, which reports what the project index costs.
+_WITHOUT_PROJECT_INDEX = os.environ.get("EQXLINT_NO_PROJECT_INDEX") == "1"
+
+
 def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
               raw: Optional[bytes] = None, use_prefilter: bool = True,
               path: Optional[Path] = None, project: Optional[ProjectIndex] = None
@@ -74,7 +79,8 @@ def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
     module = parse_or_explain(text, display)
     if isinstance(module, Diagnostic):
         return [module]
-    semantics = Semantics.of(module, path, (project or shared_index()) if path else None)
+    semantics = Semantics.of(module, path, (project or shared_index())
+                             if path and not _WITHOUT_PROJECT_INDEX else None)
     findings: list[tuple[type[Rule], Finding]] = []
     for rule in active:
         for finding in rule().check(semantics):
