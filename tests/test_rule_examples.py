@@ -159,3 +159,5 @@ def test_a_trigger_is_code_however_it_is_spaced() -> None:
     for absent in (b"print(x)\nx = int(y)\n", b"inside = 1", b"x = min(y)"):
         assert not trigger_matches(b" in ", absent), absent
     assert not trigger_matches(b"for ", b"format = 1")
+    # One way to match a comment: a line of 5,000 `#` after a dot is no backtracking trap.
+    assert not trigger_matches(b".init(", b"x.  " + b"#" * 5000 + b"\ny = 1\n")

@@ -179,7 +179,9 @@ _IDENTIFIER_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV
 _TOKEN = re.compile(rb"[A-Za-z0-9_]+|\S")
 # What Python allows between two tokens (inside brackets): whitespace of any kind,
 # backslash continuations, comments.
-_BETWEEN = rb"(?:[ \t\x0c\r\n\\]|#[^\r\n]*)*"
+# A comment must run to its line's end, so that the pattern has one way to match
+# (`#[^\r\n]*` alone could split `###` many ways: exponential backtracking).
+_BETWEEN = rb"(?:[ \t\x0c\r\n\\]|#[^\r\n]*(?:\r\n|\r|\n|$))*"
 _PATTERNS: dict[bytes, "Optional[re.Pattern[bytes]]"] = {}
 
 
