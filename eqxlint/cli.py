@@ -114,7 +114,7 @@ def _per_file_ignores_flag(values: Sequence[str]) -> dict[str, dict[str, list[st
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("paths", nargs=-1, type=click.Path())
+@click.argument("paths", nargs=-1, type=click.Path(readable=False))
 @click.option("--select", multiple=True, help="Rule codes or prefixes to enable (e.g. EQX1).")
 @click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable.")
 @click.option("--extend-select", multiple=True, help="Codes to enable on top of the selection.")
@@ -143,6 +143,9 @@ def _per_file_ignores_flag(values: Sequence[str]) -> dict[str, dict[str, list[st
               help="Neither read nor write .eqxlint_cache/ (findings of unchanged files).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: all cores).")
+@click.option("--file-timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="CPU seconds one file may take before it is reported as not analysed "
+                   "(EQX000); 0 for no limit. Default: 60, or `file-timeout` in the config.")
 @click.option("--statistics", is_flag=True, help="Count findings per rule instead of listing them.")
 @click.option("--stdin-filename",
               help="The name of the source read from stdin (path `-`): reported, and used to "
@@ -163,7 +166,8 @@ def main(paths: tuple[str, ...], select: tuple[str, ...], ignore: tuple[str, ...
          unsafe_fixes: bool, diff: bool, show_fixes: bool, add_noqa: bool, exit_zero: bool,
          exit_non_zero_on_fix: bool, output_format: str, output_file: Optional[str],
          config_values: tuple[str, ...], respect_gitignore: bool, no_cache: bool,
-         jobs: Optional[int], statistics: bool, stdin_filename: Optional[str],
+         jobs: Optional[int], file_timeout: Optional[float], statistics: bool,
+         stdin_filename: Optional[str],
          show_files: bool, show_settings: bool, quiet: bool, silent: bool, no_color: bool,
          explain: Optional[str], list_rules: bool, no_prefilter: bool) -> None:
     """Check Equinox training code for the mistakes JAX reports late or never.
@@ -202,7 +206,9 @@ def main(paths: tuple[str, ...], select: tuple[str, ...], ignore: tuple[str, ...
         return Settings(rules=_rules(config, *cli), fix=fix or diff, unsafe_fixes=unsafe_fixes,
                         per_file_ignores=config.per_file_ignores, root=Path.cwd(),
                         use_prefilter=not no_prefilter,
-                        cache_dir=None if no_cache else config.root / CACHE_DIR_NAME)
+                        cache_dir=None if no_cache else config.root / CACHE_DIR_NAME,
+                        file_timeout=file_timeout if file_timeout is not None
+                        else config.file_timeout)
 
     targets = list(paths) or ["."]
     results: list[FileResult] = []
@@ -290,6 +296,13 @@ def main(paths: tuple[str, ...], select: tuple[str, ...], ignore: tuple[str, ...
                    for r in results if r.changed]
         if not silent:
             click.echo("".join(patches), nl=False)
+        for problem in diagnostics:  # what could not be diffed, and why
+            if problem.code == SYNTAX_ERROR and not silent:
+                where = f"{problem.location.row}:{problem.location.column}: " \
+                    if problem.location else ""
+                click.echo(f"eqxlint: error: {problem.filename}:{where}{problem.code} "
+                           f"{problem.message}", err=True)
+        if not silent:
             fixes = sum(r.fixed for r in results)
             click.echo(f"Would fix {fixes} error{'s' if fixes != 1 else ''}.", err=True)
         errors = any(d.code == SYNTAX_ERROR for d in diagnostics)

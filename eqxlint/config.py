@@ -27,8 +27,9 @@ else:  # pragma: no cover - Python 3.10
 
 LIST_KEYS = ("select", "ignore", "extend-select", "exclude", "extend-exclude")
 MAP_KEYS = ("per-file-ignores", "extend-per-file-ignores")
-KNOWN_KEYS = set(LIST_KEYS) | set(MAP_KEYS) | {"extend"}
+KNOWN_KEYS = set(LIST_KEYS) | set(MAP_KEYS) | {"extend", "file-timeout"}
 CONFIG_NAMES = (".eqxlint.toml", "eqxlint.toml", "pyproject.toml")
+DEFAULT_FILE_TIMEOUT = 60.0  # CPU seconds per file (eqxlint.workers)
 
 
 class ConfigError(Exception):
@@ -53,6 +54,7 @@ class Config:
     # (patterns without a `/` stay bare: they match a file's name at any depth).
     per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     exclude: list[tuple[str, Path]] = field(default_factory=list)  # (pattern, its folder)
+    file_timeout: float = DEFAULT_FILE_TIMEOUT
     path: Optional[Path] = None
     sources: list[Path] = field(default_factory=list)  # this file and those it extends
 
@@ -126,6 +128,9 @@ def _check(table: dict[str, Any], where: str) -> None:
                 isinstance(v, list) and all(isinstance(c, str) for c in v)
                 for v in value.values()):
             raise ConfigError(f"{where}: `{key}` must map glob patterns to lists of codes")
+    timeout = table.get("file-timeout", DEFAULT_FILE_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+        raise ConfigError(f"{where}: `file-timeout` must be a number of seconds (0: no limit)")
     if "extend" in table and not isinstance(table["extend"], str):
         raise ConfigError(f"{where}: `extend` must be the path of another config file")
 
@@ -146,6 +151,8 @@ def _apply(base: Config, table: dict[str, Any], folder: Path) -> Config:
             absolute = _absolute(str(pattern), folder)
             config.per_file_ignores[absolute] = \
                 config.per_file_ignores.get(absolute, []) + list(codes)
+    if "file-timeout" in table:
+        config.file_timeout = float(table["file-timeout"])
     if "exclude" in table:
         config.exclude = [(p, folder) for p in table["exclude"]]
     config.exclude += [(p, folder) for p in table.get("extend-exclude") or ()]
@@ -274,4 +281,7 @@ def resolve(explicit: Optional[str], paths: list[str]) -> Config:
     """The config for the first path (kept for callers that want one config)."""
     resolver = Resolver(load(Path(explicit)) if explicit is not None else None)
     start = Path(paths[0]) if paths and paths[0] != "-" else Path.cwd()
-    return resolver.for_path(start if start.exists() else Path.cwd())
+    try:
+        return resolver.for_path(start if start.exists() else Path.cwd())
+    except OSError:  # a path we may not look into: it gets its EQX000 later
+        return resolver.for_path(Path.cwd())

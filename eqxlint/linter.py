@@ -15,14 +15,16 @@ import io
 import os
 import re
 import sys
-import tempfile
 import tokenize
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Protocol, Sequence, \
     Union
 
 from eqxlint.diagnostics import Diagnostic, Edit, Location
+from eqxlint.files import NotARegularFile, read_source, write_source
+from eqxlint.syntax import cpython_refusal
+from eqxlint.workers import DEFAULT_FILE_TIMEOUT, lint_in_workers
 
 if TYPE_CHECKING:
     from eqxlint.cache import Cache
@@ -60,6 +62,7 @@ class Settings:
     root: Path = field(default_factory=Path.cwd)
     use_prefilter: bool = True
     cache_dir: Optional[Path] = None  # None: no cache
+    file_timeout: Optional[float] = DEFAULT_FILE_TIMEOUT  # seconds per file; None: no limit
     _cache: Optional["Cache"] = field(default=None, repr=False, compare=False)
 
     @property
@@ -151,6 +154,8 @@ def discover(paths: Sequence[str], exclude: Sequence[str] = (),
         elif _safely(path.exists) or _safely(path.is_symlink):
             if not excluded(raw, False, True):
                 add(raw)
+        elif _unsearchable(raw) is not None:  # e.g. inside a folder we may not enter
+            problems.append(_unreadable(display_path(path, root), _unsearchable(raw)))  # type: ignore[arg-type]
         else:
             problems.append(Diagnostic(
                 code=SYNTAX_ERROR, message="No such file or directory",
@@ -165,6 +170,17 @@ def _safely(test: Callable[[], bool]) -> bool:
         return test()
     except OSError:
         return False
+
+
+def _unsearchable(path: str) -> Optional[OSError]:
+    """The error that stops us from looking at `path`, unless it is plain absence."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as error:
+        return error
+    return None
 
 
 def _matches_any(path: Path, patterns: Sequence[str], root: Path) -> bool:
@@ -239,6 +255,9 @@ def decode(data: bytes) -> Decoded:
     except UnicodeDecodeError as error:
         row = data[: error.start].count(b"\n") + 1
         raise DecodeError(f"bytes that are not valid {encoding}: {error.reason}", row) from None
+    except (UnicodeError, ValueError, TypeError) as error:  # codecs like punycode, undefined
+        raise DecodeError(f"the declared encoding {encoding!r} cannot decode this file: "
+                          f"{error}") from None
     if "\x00" in text:
         raise DecodeError("the file contains null bytes (is it a binary file?)",
                           text[: text.index("\x00")].count("\n") + 1)
@@ -308,6 +327,20 @@ def apply_edits(text: str, edits: Iterable[Edit]) -> str:
     return text
 
 
+def misfit(text: str, lines: LineIndex, edit: Edit) -> Optional[str]:
+    """Why `edit` does not fit `text` (None when it replaces exactly what it expects)."""
+    try:
+        start = lines.offset(edit.location.row, edit.location.column - 1)
+        end = lines.offset(edit.end_location.row, edit.end_location.column - 1)
+    except IndexError:
+        return "its position is outside the file"
+    if not 0 <= start <= end <= len(text):
+        return "its position is outside the file"
+    if edit.replaces is not None and text[start:end] != edit.replaces:
+        return f"expected {edit.replaces[:40]!r} at its position, found {text[start:end][:40]!r}"
+    return None
+
+
 def _applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:
     return diagnostic.fix is not None and bool(diagnostic.fix.edits) and (
         diagnostic.fix.applicability == "safe" or unsafe)
@@ -360,6 +393,22 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
                    and _key(d) not in rejected]
         if not fixable:
             return current, applied, diagnostics, noqa_warnings + warnings
+        lines = LineIndex(current)
+        fitting = []
+        for diagnostic in fixable:
+            assert diagnostic.fix is not None
+            why = next((reason for reason in (misfit(current, lines, e)
+                                              for e in diagnostic.fix.edits) if reason), None)
+            if why is None:
+                fitting.append(diagnostic)
+                continue
+            rejected.add(_key(diagnostic))
+            warnings.append(f"{display}:{diagnostic.location.row}:{diagnostic.location.column}: "  # type: ignore[union-attr]
+                            f"the {diagnostic.code} fix does not match the text it would "
+                            f"replace ({why}); left as it was")
+        fixable = fitting
+        if not fixable:
+            return current, applied, diagnostics, noqa_warnings + warnings
         chosen: list[Diagnostic] = []
         taken: list[tuple[Location, Location]] = []
         for diagnostic in fixable:
@@ -406,29 +455,6 @@ def _overlaps(a: tuple[Location, Location], b: tuple[Location, Location]) -> boo
     return not (a[1] <= b[0] or b[1] <= a[0])
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder and rename it into place."""
-    folder = path.parent
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".eqxlint-tmp",
-                                         dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        try:
-            os.chmod(temporary, os.stat(path).st_mode & 0o7777)
-        except OSError:
-            pass
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-
-
 def unified_diff(before: str, after: str, display: str) -> str:
     """What a fix changes; for a notebook, in its code cells (as Ruff shows it), not its JSON."""
     if display.endswith(NOTEBOOK_SUFFIX):
@@ -436,8 +462,14 @@ def unified_diff(before: str, after: str, display: str) -> str:
 
         return cell_diff(before, after, display)
     return "".join(difflib.unified_diff(
-        before.splitlines(keepends=True), after.splitlines(keepends=True),
+        _lines_with_ends(before), _lines_with_ends(after),
         fromfile=f"a/{display}", tofile=f"b/{display}"))
+
+
+def _lines_with_ends(text: str) -> list[str]:
+    """Lines as Python ends them (not at \x0c or U+2028, as str.splitlines does)."""
+    starts = LineIndex(text).starts
+    return [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)]) if a < b]
 
 
 # ---------------------------------------------------------------------------
@@ -451,6 +483,8 @@ def lint_bytes(data: bytes, display: str, settings: Settings, path: Optional[Pat
     `path` is where the file lives (default: `display` below the settings' root): the
     project's own imports are resolved from there.
     """
+    from eqxlint.parse import NotAnalysed
+
     result = FileResult(display)
     path = path if path is not None else settings.root / display
     try:
@@ -480,11 +514,16 @@ def lint_bytes(data: bytes, display: str, settings: Settings, path: Optional[Pat
         from eqxlint.notebook import Notebook
 
         notebook = Notebook.script(text)
+    # The pre-filter reads the code as UTF-8 bytes, not those of another encoding.
+    raw = data if decoded.encoding in ("utf-8", "utf-8-sig") else None
     try:
-        if notebook is not None:
+        refusal = None if notebook is not None else cpython_refusal(text, display)
+        if refusal is not None:
+            result.diagnostics = [refusal]
+        elif notebook is not None:
             _lint_notebook(result, notebook, settings, path)
         elif settings.fix:
-            new_text, applied, remaining, warnings = fix_text(text, display, settings, data,
+            new_text, applied, remaining, warnings = fix_text(text, display, settings, raw,
                                                               path, counts=result.fixed_codes)
             result.fixed = applied
             result.diagnostics = remaining
@@ -493,10 +532,14 @@ def lint_bytes(data: bytes, display: str, settings: Settings, path: Optional[Pat
         else:
             from eqxlint.parse import lint_text
 
-            diagnostics = lint_text(text, display, settings.rule_classes(), data,
+            diagnostics = lint_text(text, display, settings.rule_classes(), raw,
                                     settings.use_prefilter, path)
             result.diagnostics = suppress(diagnostics, text, display, settings.per_file_ignores,
                                           settings.codes, result.warnings)
+    except NotAnalysed as error:  # valid Python that libcst cannot parse: say so, not EQX000
+        result.warnings.append(f"{display}: {error}")
+        result.diagnostics, result.fixed, result.fixed_text = [], 0, None
+        return result
     except Exception as error:  # a bug in eqxlint: say so, keep going, write nothing
         result.internal_error = f"{display}: internal error: {type(error).__name__}: {error}"
         result.fixed_text = None
@@ -548,7 +591,9 @@ def _lint_notebook(result: FileResult, notebook: "Notebook", settings: Settings,
 def lint_path(path: Path, display: str, settings: Settings, write: bool) -> FileResult:
     """Read, lint, fix and (if `write`) save one file; store its findings in the cache."""
     try:
-        data = path.read_bytes()
+        data = read_source(path)
+    except NotARegularFile as error:
+        return FileResult(display, warnings=[f"{display}: {error}"])
     except OSError as error:
         result = FileResult(display)
         result.diagnostics.append(_unreadable(display, error))
@@ -561,11 +606,19 @@ def lint_path(path: Path, display: str, settings: Settings, write: bool) -> File
             and result.fixed_text is not None:
         try:
             encoding = decode(data).encoding
-            write_atomically(path, encode(result.fixed_text, encoding))
+            write_source(path, encode(result.fixed_text, encoding))
         except (OSError, UnicodeEncodeError, ValueError) as error:
-            result.warnings.append(f"{display}: could not write the fixes: {error}")
-            result.fixed = 0
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            result.warnings.append(f"{display}: could not write the fixes: {reason}")
+            # Nothing was fixed: the findings are those of the file as it is.
+            unfixed = lint_bytes(data, display, replace(settings, fix=False, _cache=None), path)
+            result.diagnostics, result.fixed, result.fixed_text = unfixed.diagnostics, 0, None
     return result
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace a file's contents safely (kept for callers of the old name)."""
+    write_source(path, data)
 
 
 def cache_key_data(path: Path, data: bytes) -> bytes:
@@ -577,14 +630,17 @@ def cache_key_data(path: Path, data: bytes) -> bytes:
 
 def lint_paths(files: Sequence[Path], settings: Settings, write: bool, jobs: int
                ) -> Iterator[FileResult]:
-    """Lint many files: cache hits here, the rest in parallel processes when there are many."""
+    """Lint many files: cache hits here, the rest in watched worker processes."""
     displays = [display_path(path, settings.root) for path in files]
     cache = settings.cache()
     if cache is not None:
         misses = []
         for path, display in zip(files, displays):
             try:
-                cached = cache.get(display, cache_key_data(path, path.read_bytes()))
+                cached = cache.get(display, cache_key_data(path, read_source(path)))
+            except NotARegularFile as error:
+                yield FileResult(display, warnings=[f"{display}: {error}"])
+                continue
             except OSError:
                 cached = None
             if cached is None:
@@ -592,24 +648,17 @@ def lint_paths(files: Sequence[Path], settings: Settings, write: bool, jobs: int
             else:
                 yield FileResult(display, diagnostics=cached)
         files, displays = [m[0] for m in misses], [m[1] for m in misses]
-    if jobs <= 1 or len(files) < 4:
-        for path, display in zip(files, displays):
-            yield lint_path(path, display, settings, write)
+    if not files:
         return
     import multiprocessing
     import threading
-    from concurrent.futures import ProcessPoolExecutor
 
     # fork is cheapest, but unsafe in a process with threads (JAX starts some when
     # eqxlint is driven from Python beside it): then start clean interpreters.
     threaded = threading.active_count() > 1 or "jax" in sys.modules
     method = "spawn" if threaded or "fork" not in multiprocessing.get_all_start_methods() \
         else "fork"
-    chunk = max(1, min(32, len(files) // (jobs * 8)))
-    with ProcessPoolExecutor(max_workers=min(jobs, len(files)),
-                             mp_context=multiprocessing.get_context(method)) as pool:
-        yield from pool.map(lint_path, files, displays, [settings] * len(files),
-                            [write] * len(files), chunksize=chunk)
+    yield from lint_in_workers(files, displays, settings, write, jobs, method)
 
 
 def default_jobs() -> int:

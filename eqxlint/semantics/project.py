@@ -166,6 +166,10 @@ class ProjectIndex:
 
         from eqxlint.semantics.inference import Semantics
 
+        from eqxlint.syntax import cpython_refusal
+
+        if cpython_refusal(text, str(path)) is not None:
+            return None  # CPython first: input it refuses can crash libcst's native parser
         try:
             module = cst.parse_module(text)
         except Exception:  # not Python libcst can read: nothing is known of it
