@@ -80,7 +80,7 @@ def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
     if isinstance(module, Diagnostic):
         return [module]
     semantics = Semantics.of(module, path, (project or shared_index())
-                             if path and not _WITHOUT_PROJECT_INDEX else None)
+                             if path and not _WITHOUT_PROJECT_INDEX else None, text)
     findings: list[tuple[type[Rule], Finding]] = []
     for rule in active:
         for finding in rule().check(semantics):

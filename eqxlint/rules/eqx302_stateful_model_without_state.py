@@ -207,6 +207,8 @@ class StatefulModelWithoutState(Rule):
     )
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
+        if not semantics.mentions("BatchNorm", "SpectralNorm", "StateIndex"):
+            return  # no stateful layer here or in the project modules imported
         for site in semantics.calls:
             func = site.node.func
             if not isinstance(func, (cst.Name, cst.Attribute)) or \

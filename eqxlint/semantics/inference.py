@@ -70,11 +70,31 @@ class Semantics:
         self._calls_by_callee: Optional[dict[str, list[CallSite]]] = None
         self._in_progress: set[tuple[int, int]] = set()
         self._binding_values: dict[int, Optional[Value]] = {}
+        self.text: Optional[str] = None  # the source, when the engine has it
+
+    def mentions(self, *needles: str) -> bool:
+        """Does this file, or a project module it imports, contain one of `needles`?
+
+        A cheap text test that lets a rule skip inference where nothing it looks for
+        can be defined (no libcst parse of the imported modules).
+        """
+        text = self.text if self.text is not None else self.module.code
+        if any(needle in text for needle in needles):
+            return True
+        if self.project is None or self.path is None:
+            return False
+        data = text.encode("utf-8", "surrogatepass")
+        for dependency in self.project.dependencies(self.path, data):
+            source = self.project.text_of(dependency)
+            if source is not None and any(needle in source for needle in needles):
+                return True
+        return False
 
     @classmethod
     def of(cls, module: cst.Module, path: Optional["Path"] = None,
-           project: Optional["ProjectIndex"] = None) -> "Semantics":
+           project: Optional["ProjectIndex"] = None, text: Optional[str] = None) -> "Semantics":
         semantics = cls(module, path, project)
+        semantics.text = text
         Collector(semantics).walk(module)
         return semantics
 
