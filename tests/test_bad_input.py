@@ -374,3 +374,16 @@ def test_a_file_too_big_to_analyse_is_syntax_checked_and_reported(monkeypatch) -
     assert finding.message == "SyntaxError: '[' was never closed"  # CPython saw it first
     small = b"import optax\nstate = opt.init(p)\n"
     assert lint_bytes(small, "small.py", settings).diagnostics == []
+
+
+def test_syntax_of_a_newer_python_is_not_a_syntax_error(tmp_path: Path) -> None:
+    """`type X = ...` and PEP 695 generics are valid on 3.12: eqxlint on 3.11 must not call
+    them errors (36 files of the corpus use them); a real error stays EQX000."""
+    (tmp_path / "new.py").write_text("type Block = int | None\n\n"
+                                     "def first[T](xs: list[T]) -> T:\n    return xs[0]\n")
+    (tmp_path / "bad.py").write_text("def f(:\n")
+    completed = subprocess.run([sys.executable, "-m", "eqxlint", "--no-cache",
+                                "--output-format", "concise", "."], cwd=tmp_path,
+                               capture_output=True, text=True, timeout=300)
+    assert "bad.py:1:7: EQX000" in completed.stdout
+    assert "new.py" not in completed.stdout

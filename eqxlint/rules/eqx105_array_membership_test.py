@@ -138,6 +138,17 @@ class ArrayMembershipTest(Rule):
         Good("""
             import equinox as eqx
             import jax
+            import jax.tree_util as jtu
+
+            def tree_paths_of(where, tree):
+                id_tree = jtu.tree_map(id, tree, is_leaf=lambda x: isinstance(x, Wrapper))
+                node_ids = where(id_tree)
+                return jtu.tree_map(lambda x: x if x in jax.tree_leaves(node_ids) else None,
+                                    id_tree)
+        """, "the leaves of a tree picked out of an id-tree are ints (feedbax's misc.py:379)"),
+        Good("""
+            import equinox as eqx
+            import jax
 
             node_ids = jax.tree.leaves(jax.tree.map(id, model))
             spec = eqx.filter(model, lambda x: id(x) in node_ids)
@@ -337,21 +348,36 @@ def _holds_arrays(semantics: Semantics, site: CallSite, collection: cst.BaseExpr
         return bool(collection.elements) and all(
             _is_module_field(semantics, site, element.value) for element in collection.elements)
     if isinstance(collection, cst.Call):
-        return _are_array_leaves(semantics.infer(collection, at=site))
+        return _are_array_leaves(semantics.infer(collection, at=site), semantics, site)
     if isinstance(collection, cst.Name):
         binding = semantics.lookup(collection.value, site.scope, site.seq)
         if binding is None or binding.value is None:
             return False
         if isinstance(binding.value, (cst.List, cst.Tuple, cst.Set)) and binding.index is None:
             return _holds_arrays(semantics, site, binding.value)
-        return _are_array_leaves(semantics.infer_binding(binding))
+        return _are_array_leaves(semantics.infer_binding(binding), semantics, site)
     return False
 
 
-def _are_array_leaves(value: Optional[Value]) -> bool:
-    """Tree leaves that may be arrays (not, e.g., the ints of `tree_map(id, tree)`)."""
-    return value is not None and value.kind == "leaves" and (
-        value.leaf is None or value.leaf in ARRAY_KINDS)
+def _are_array_leaves(value: Optional[Value], semantics: Semantics, site: CallSite) -> bool:
+    """Tree leaves that may be arrays (not, e.g., the ints of `tree_map(id, tree)`, nor
+    of a tree picked out of such an id-tree: `node_ids = where(id_tree)`)."""
+    if value is None or value.kind != "leaves":
+        return False
+    if value.leaf is not None:
+        return value.leaf in ARRAY_KINDS
+    source = value.source
+    if isinstance(source, cst.Name):
+        binding = semantics.lookup(source.value, site.scope, site.seq)
+        picked = binding.value if binding is not None else None
+        if isinstance(picked, cst.Call) and any(
+                _is_id_tree(semantics.infer(arg.value, at=site)) for arg in picked.args):
+            return False
+    return True
+
+
+def _is_id_tree(value: Optional[Value]) -> bool:
+    return value is not None and value.kind == "mapped" and value.leaf not in ARRAY_KINDS
 
 
 def _is_module_field(semantics: Semantics, site: CallSite, element: cst.BaseExpression) -> bool:
