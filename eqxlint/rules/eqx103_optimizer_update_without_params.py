@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Iterator, Optional
 
 import libcst as cst
@@ -19,6 +20,18 @@ class OptimizerUpdateWithoutParams(Rule):
     summary = "`optim.update(grads, opt_state)` without params, for an optimizer that reads them"
     fix_applicability = "unsafe"
     triggers = ((b".update(",), (b"optax", PROJECT_IMPORT))
+
+    @classmethod
+    def may_fire(cls, source: bytes) -> bool:
+        """Only where some `.update(` call has a second argument (`dict.update(x)` has not).
+
+        Sound: the rule looks only at `update(grads, opt_state)` calls, which have a comma
+        between their brackets. A call the scan cannot read is parsed anyway.
+        """
+        if not super().may_fire(source):
+            return False
+        calls = list(_UPDATE_CALL.finditer(source))
+        return not calls or any(_has_second_argument(source, call.end()) for call in calls)
     what_it_does = """
         Checks for `optim.update(grads, opt_state)` with no third argument (and no
         `params=`), where `optim` is built from an optax transformation that reads the
@@ -279,3 +292,33 @@ def _model_of_grads(semantics: Semantics, site: CallSite,
         if any(binding.seq < b.seq < site.seq for b in rebinds):
             return None
     return model
+
+
+_UPDATE_CALL = re.compile(rb"\.\s*update\s*\(")
+
+
+def _has_second_argument(source: bytes, start: int, limit: int = 5000) -> bool:
+    """Is there a comma at the top level of the brackets opened just before `start`?"""
+    depth, index, end = 1, start, min(len(source), start + limit)
+    while index < end:
+        char = source[index:index + 1]
+        if char in b"([{":
+            depth += 1
+        elif char in b")]}":
+            depth -= 1
+            if depth == 0:
+                return False
+        elif char == b"," and depth == 1:
+            return True
+        elif char in b"'\"":
+            closing = source.find(char, index + 1)
+            while closing > 0 and source[closing - 1:closing] == b"\\":
+                closing = source.find(char, closing + 1)
+            if closing < 0:
+                return True
+            index = closing
+        elif char == b"#":
+            newline = source.find(b"\n", index)
+            index = newline if newline >= 0 else end
+        index += 1
+    return True  # not read to its end: let the parse decide
