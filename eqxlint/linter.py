@@ -324,9 +324,13 @@ def _applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:
         diagnostic.fix.applicability == "safe" or unsafe)
 
 
-def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] = None
+def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] = None,
+             cells: tuple[tuple[int, int], ...] = ()
              ) -> tuple[str, int, list[Diagnostic], list[str]]:
-    """Apply fixes until none is left; return (text, fixes applied, findings left, warnings)."""
+    """Apply fixes until none is left; return (text, fixes applied, findings left, warnings).
+
+    `cells` (a notebook's cell starts) hold for the text as given, not once it is fixed.
+    """
     from eqxlint.parse import lint_text, parses
 
     rules = settings.rule_classes()
@@ -337,7 +341,8 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
     for _ in range(MAX_FIX_PASSES):
         diagnostics = suppress(lint_text(current, display, rules,
                                          raw if current is text else None,
-                                         settings.use_prefilter),
+                                         settings.use_prefilter,
+                                         cells if current is text else ()),
                                current, display, settings.per_file_ignores)
         fixable = [d for d in diagnostics if _applicable(d, settings.unsafe_fixes)
                    and _key(d) not in rejected]
@@ -445,7 +450,8 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
     try:
         if settings.fix:
             new_text, applied, remaining, warnings = fix_text(
-                text, display, settings, data if notebook is None else None)
+                text, display, settings, data if notebook is None else None,
+                notebook.cell_starts() if notebook is not None else ())
             result.fixed = applied
             result.diagnostics = remaining
             result.warnings = warnings
@@ -455,7 +461,8 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
 
             # The pre-filter reads the code: a notebook's JSON is not it.
             diagnostics = lint_text(text, display, settings.rule_classes(),
-                                    data if notebook is None else None, settings.use_prefilter)
+                                    data if notebook is None else None, settings.use_prefilter,
+                                    notebook.cell_starts() if notebook is not None else ())
             result.diagnostics = suppress(diagnostics, text, display, settings.per_file_ignores)
         if notebook is not None:
             _back_into_the_notebook(result, notebook)

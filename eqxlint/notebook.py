@@ -77,6 +77,13 @@ class Notebook:
             return f"{indent}pass  # eqxlint-magic-{len(self.magics) - 1}"
         return line
 
+    def cell_starts(self) -> tuple[tuple[int, int], ...]:
+        """(row of `text` where each code cell begins, its cell number), for the rules
+        that treat a cell as its own block (EQX502)."""
+        return tuple((row, int(match.group(1)))
+                     for row, line in enumerate(self.text.splitlines(), start=1)
+                     if (match := _BOUNDARY.match(line)))
+
     # -- findings ------------------------------------------------------------
 
     def place(self, diagnostic: Diagnostic) -> Diagnostic:

@@ -20,8 +20,12 @@ if TYPE_CHECKING:
     from libcst.metadata import CodeRange
 
 def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
-              raw: Optional[bytes] = None, use_prefilter: bool = True) -> list[Diagnostic]:
-    """All findings for one source text (before noqa and per-file ignores)."""
+              raw: Optional[bytes] = None, use_prefilter: bool = True,
+              cells: tuple[tuple[int, int], ...] = ()) -> list[Diagnostic]:
+    """All findings for one source text (before noqa and per-file ignores).
+
+    `cells`: for a notebook's joined text, where each code cell begins (row, cell number).
+    """
     data = raw if raw is not None else text.encode("utf-8", "surrogatepass")
     active = [rule for rule in rules if rule.static and (not use_prefilter or rule.may_fire(data))]
     if not active:
@@ -38,7 +42,7 @@ def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
         return [Diagnostic(code=SYNTAX_ERROR, message=f"could not parse: {error}",
                            hint="Check that this is a Python file", filename=display,
                            location=Location(1, 1), end_location=Location(1, 1))]
-    semantics = Semantics.of(module)
+    semantics = Semantics.of(module, cells)
     findings: list[tuple[type[Rule], Finding]] = []
     for rule in active:
         for finding in rule().check(semantics):

@@ -189,8 +189,12 @@ def has_star_args(call: cst.Call) -> bool:
 class Semantics:
     """The facts of one module that rules query. Build with `Semantics.of(module)`."""
 
-    def __init__(self, module: cst.Module) -> None:
+    def __init__(self, module: cst.Module,
+                 cells: tuple[tuple[int, int], ...] = ()) -> None:
         self.module = module
+        # For a notebook: (first row in the joined text, cell number) of each code cell,
+        # so that rules that treat a cell as its own block can tell where one begins.
+        self.cells = cells
         self.imports: dict[str, str] = {}
         self.calls: list[CallSite] = []
         self.classes: dict[str, ClassInfo] = {}
@@ -201,8 +205,8 @@ class Semantics:
         self.scope_of_node: dict[int, Scope] = {}
 
     @classmethod
-    def of(cls, module: cst.Module) -> "Semantics":
-        semantics = cls(module)
+    def of(cls, module: cst.Module, cells: tuple[tuple[int, int], ...] = ()) -> "Semantics":
+        semantics = cls(module, cells)
         _Collector(semantics).walk(module)
         return semantics
 

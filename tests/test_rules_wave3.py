@@ -1,0 +1,72 @@
+"""Rules wave 3 beyond their own examples: what needs a notebook, a real file or the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+from conftest import run_cli
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from eqxlint.notebook import Notebook
+
+
+def _notebook(path: Path, *cells) -> Path:
+    notebook = new_notebook()
+    notebook.cells = list(cells)
+    nbformat.write(notebook, str(path))
+    return path
+
+
+def _findings(path: Path, code: str) -> list[dict]:
+    result = run_cli(str(path), "--no-cache", "--select", code, "--output-format", "json")
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.output)
+
+
+def test_cell_starts_name_each_code_cell_and_its_number() -> None:
+    text = nbformat.writes(_cells_of(new_markdown_cell("# a"), new_code_cell("x = 1\ny = 2"),
+                                     new_code_cell("z = 3")))
+    notebook = Notebook.parse(text)
+    rows = notebook.text.splitlines()
+    starts = notebook.cell_starts()
+    assert [number for _, number in starts] == [2, 3]
+    assert [rows[row] for row, _ in starts] == ["x = 1", "z = 3"]
+
+
+def _cells_of(*cells):
+    notebook = new_notebook()
+    notebook.cells = list(cells)
+    return notebook
+
+
+TUTORIAL_FIRST = "import jax.random as jr\n\nkey = jr.PRNGKey(5678)\njr.uniform(key)"
+TUTORIAL_AGAIN = "jr.uniform(key)"
+
+
+def test_eqx502_each_notebook_cell_is_its_own_block(tmp_path: Path) -> None:
+    """The tutorial that shows 'the same key gives the same number' (real notebook shape)."""
+    path = _notebook(tmp_path / "keys.ipynb",
+                     new_code_cell(TUTORIAL_FIRST),
+                     new_markdown_cell("If we call a random generator a second time with the "
+                                       "same key, it returns the same result."),
+                     new_code_cell(TUTORIAL_AGAIN),
+                     new_code_cell(TUTORIAL_AGAIN))
+    assert _findings(path, "EQX502") == []
+
+
+def test_eqx502_still_reports_reuse_inside_one_cell(tmp_path: Path) -> None:
+    path = _notebook(tmp_path / "keys.ipynb",
+                     new_markdown_cell("# Keys"),
+                     new_code_cell(TUTORIAL_FIRST + "\n" + TUTORIAL_AGAIN))
+    found = _findings(path, "EQX502")
+    assert [(f["cell"], f["location"]["row"]) for f in found] == [(2, 5)]
+    assert "drawn from one key `key`" in found[0]["message"]
+
+
+def test_eqx502_the_same_text_as_a_script_is_reported(tmp_path: Path) -> None:
+    """Without cells, the two draws are one block: the quiet notebook is quiet for its cells."""
+    path = tmp_path / "keys.py"
+    path.write_text(TUTORIAL_FIRST + "\n\n" + TUTORIAL_AGAIN + "\n")
+    assert [f["location"]["row"] for f in _findings(path, "EQX502")] == [6]
