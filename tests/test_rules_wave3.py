@@ -70,3 +70,67 @@ def test_eqx502_the_same_text_as_a_script_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "keys.py"
     path.write_text(TUTORIAL_FIRST + "\n\n" + TUTORIAL_AGAIN + "\n")
     assert [f["location"]["row"] for f in _findings(path, "EQX502")] == [6]
+
+
+# -- EQX402 at runtime: real models built here ---------------------------------
+
+
+def _tied_models():
+    import equinox as eqx
+    import jax
+    import jax.random as jr
+
+    class Tied(eqx.Module):
+        encoder: eqx.nn.Linear
+        decoder: eqx.nn.Linear
+
+        def __init__(self, key):
+            layer = eqx.nn.Linear(4, 4, key=key)
+            self.encoder = layer
+            self.decoder = layer
+
+    class Shared(eqx.Module):
+        shared: eqx.nn.Shared
+
+        def __init__(self, key):
+            k1, k2 = jr.split(key)
+            pair = (eqx.nn.Linear(4, 4, key=k1), eqx.nn.Linear(4, 4, key=k2))
+            self.shared = eqx.nn.Shared(pair, lambda p: p[1].weight, lambda p: p[0].weight)
+
+    class Pools(eqx.Module):
+        pools: list
+
+        def __init__(self):
+            pool = eqx.nn.MaxPool2d(2)
+            self.pools = [pool, pool]
+
+    key = jr.PRNGKey(0)
+    return Tied(key), Shared(key), Pools(), jax
+
+
+def test_eqx402_runtime_reports_one_module_at_two_paths() -> None:
+    from eqxlint import check_model
+
+    tied, shared, pools, _ = _tied_models()
+    found = [d for d in check_model(tied) if d.code == "EQX402"]
+    assert [d.path for d in found] == ["model.decoder"]
+    assert "same `Linear` object as `model.encoder`" in found[0].message
+    assert [d for d in check_model(shared) if d.code == "EQX402"] == []
+    assert [d for d in check_model(pools) if d.code == "EQX402"] == []
+
+
+def test_eqx402_the_copies_really_drift_apart() -> None:
+    """The rule's claim, measured: one SGD step and the two 'tied' weights differ."""
+    import equinox as eqx
+    import jax.numpy as jnp
+    import optax
+
+    tied, _, _, jax = _tied_models()
+    optim = optax.sgd(0.1)
+    params = eqx.filter(tied, eqx.is_inexact_array)
+    opt_state = optim.init(params)
+    x = jnp.arange(4.0)
+    grads = eqx.filter_grad(lambda m: jnp.sum(m.decoder(jax.nn.relu(m.encoder(x))) ** 2))(tied)
+    updates, _ = optim.update(grads, opt_state)
+    stepped = eqx.apply_updates(tied, updates)
+    assert not jnp.array_equal(stepped.encoder.weight, stepped.decoder.weight)
