@@ -134,3 +134,23 @@ def test_eqx402_the_copies_really_drift_apart() -> None:
     updates, _ = optim.update(grads, opt_state)
     stepped = eqx.apply_updates(tied, updates)
     assert not jnp.array_equal(stepped.encoder.weight, stepped.decoder.weight)
+
+
+# -- EQX106 at runtime: real optax optimizers ----------------------------------
+
+
+def test_eqx106_runtime_reports_an_optimizer_that_cannot_take_the_module() -> None:
+    import equinox as eqx
+    import jax
+    import optax
+
+    from eqxlint import check_model
+
+    model = eqx.nn.MLP(2, 1, 8, 2, key=jax.random.PRNGKey(0))
+    multi = optax.MultiSteps(optax.adam(1e-3), every_k_schedule=2)
+    found = [d for d in check_model(model, optim=multi) if d.code == "EQX106"]
+    assert [d.path for d in found] == ["model"]
+    assert "not a valid JAX type" in found[0].message
+    assert [d for d in check_model(model, optim=optax.adamw(1e-3)) if d.code == "EQX106"] == []
+    linear = eqx.nn.Linear(2, 2, key=jax.random.PRNGKey(0))
+    assert [d for d in check_model(linear, optim=multi) if d.code == "EQX106"] == []
