@@ -325,7 +325,7 @@ def _applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:
 
 
 def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] = None,
-             cells: tuple[tuple[int, int], ...] = ()
+             path: Optional[Path] = None, cells: tuple[tuple[int, int], ...] = ()
              ) -> tuple[str, int, list[Diagnostic], list[str]]:
     """Apply fixes until none is left; return (text, fixes applied, findings left, warnings).
 
@@ -341,8 +341,8 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
     for _ in range(MAX_FIX_PASSES):
         diagnostics = suppress(lint_text(current, display, rules,
                                          raw if current is text else None,
-                                         settings.use_prefilter,
-                                         cells if current is text else ()),
+                                         settings.use_prefilter, path,
+                                         cells=cells if current is text else ()),
                                current, display, settings.per_file_ignores)
         fixable = [d for d in diagnostics if _applicable(d, settings.unsafe_fixes)
                    and _key(d) not in rejected]
@@ -373,7 +373,7 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
             warnings.append(f"{display}:{diagnostic.location.row}:{diagnostic.location.column}: "  # type: ignore[union-attr]
                             f"the {diagnostic.code} fix would not re-parse; left as it was")
     diagnostics = suppress(lint_text(current, display, rules, None,
-                                     settings.use_prefilter),
+                                     settings.use_prefilter, path),
                            current, display, settings.per_file_ignores)
     return current, applied, diagnostics, warnings
 
@@ -420,9 +420,15 @@ def unified_diff(before: str, after: str, display: str) -> str:
 # One file, end to end
 
 
-def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
-    """Lint (and fix, if asked) one file's bytes. Never raises for bad input."""
+def lint_bytes(data: bytes, display: str, settings: Settings, path: Optional[Path] = None
+               ) -> FileResult:
+    """Lint (and fix, if asked) one file's bytes. Never raises for bad input.
+
+    `path` is where the file lives (default: `display` below the settings' root): the
+    project's own imports are resolved from there.
+    """
     result = FileResult(display)
+    path = path if path is not None else settings.root / display
     try:
         decoded = decode(data)
     except DecodeError as error:
@@ -450,7 +456,7 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
     try:
         if settings.fix:
             new_text, applied, remaining, warnings = fix_text(
-                text, display, settings, data if notebook is None else None,
+                text, display, settings, data if notebook is None else None, path,
                 notebook.cell_starts() if notebook is not None else ())
             result.fixed = applied
             result.diagnostics = remaining
@@ -462,7 +468,8 @@ def lint_bytes(data: bytes, display: str, settings: Settings) -> FileResult:
             # The pre-filter reads the code: a notebook's JSON is not it.
             diagnostics = lint_text(text, display, settings.rule_classes(),
                                     data if notebook is None else None, settings.use_prefilter,
-                                    notebook.cell_starts() if notebook is not None else ())
+                                    path, cells=notebook.cell_starts() if notebook is not None
+                                    else ())
             result.diagnostics = suppress(diagnostics, text, display, settings.per_file_ignores)
         if notebook is not None:
             _back_into_the_notebook(result, notebook)
@@ -498,9 +505,9 @@ def lint_path(path: Path, display: str, settings: Settings, write: bool) -> File
         result.diagnostics.append(_unreadable(display, error))
         return result
     cache = settings.cache()  # lint_paths has already looked there: this file missed
-    result = lint_bytes(data, display, settings)
+    result = lint_bytes(data, display, settings, path)
     if cache is not None and result.internal_error is None:
-        cache.put(display, data, result.diagnostics)
+        cache.put(display, cache_key_data(path, data), result.diagnostics)
     if write and result.changed and result.fixed_text is not None:
         try:
             encoding = decode(data).encoding
@@ -509,6 +516,13 @@ def lint_path(path: Path, display: str, settings: Settings, write: bool) -> File
             result.warnings.append(f"{display}: could not write the fixes: {error}")
             result.fixed = 0
     return result
+
+
+def cache_key_data(path: Path, data: bytes) -> bytes:
+    """A file's bytes and the contents of the project modules it imports: its cache key."""
+    from eqxlint.semantics.project import shared_index
+
+    return data + b"\0eqxlint-dependencies\0" + shared_index().digest_of_dependencies(path, data)
 
 
 def lint_paths(files: Sequence[Path], settings: Settings, write: bool, jobs: int
@@ -520,7 +534,7 @@ def lint_paths(files: Sequence[Path], settings: Settings, write: bool, jobs: int
         misses = []
         for path, display in zip(files, displays):
             try:
-                cached = cache.get(display, path.read_bytes())
+                cached = cache.get(display, cache_key_data(path, path.read_bytes()))
             except OSError:
                 cached = None
             if cached is None:

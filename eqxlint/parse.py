@@ -7,6 +7,7 @@ libcst (most of such a run's cost).
 from __future__ import annotations
 
 import bisect
+from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
 import libcst as cst
@@ -15,15 +16,19 @@ from eqxlint.diagnostics import Diagnostic, Edit, Fix, Location
 from eqxlint.linter import SYNTAX_ERROR, LineIndex
 from eqxlint.rules.base import Finding, Rule
 from eqxlint.semantics import Semantics
+from eqxlint.semantics.project import ProjectIndex, shared_index
 
 if TYPE_CHECKING:
     from libcst.metadata import CodeRange
 
 def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
               raw: Optional[bytes] = None, use_prefilter: bool = True,
+              path: Optional[Path] = None, project: Optional[ProjectIndex] = None,
               cells: tuple[tuple[int, int], ...] = ()) -> list[Diagnostic]:
     """All findings for one source text (before noqa and per-file ignores).
 
+    `path` is where the text lives (or would): imports of the project's own modules
+    are resolved from there, through `project` (the process's shared index by default).
     `cells`: for a notebook's joined text, where each code cell begins (row, cell number).
     """
     data = raw if raw is not None else text.encode("utf-8", "surrogatepass")
@@ -42,7 +47,8 @@ def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
         return [Diagnostic(code=SYNTAX_ERROR, message=f"could not parse: {error}",
                            hint="Check that this is a Python file", filename=display,
                            location=Location(1, 1), end_location=Location(1, 1))]
-    semantics = Semantics.of(module, cells)
+    semantics = Semantics.of(module, path, (project or shared_index()) if path else None,
+                             cells)
     findings: list[tuple[type[Rule], Finding]] = []
     for rule in active:
         for finding in rule().check(semantics):

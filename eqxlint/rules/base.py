@@ -11,10 +11,13 @@ import libcst as cst
 
 from eqxlint.diagnostics import Applicability, Diagnostic
 from eqxlint.semantics import Semantics
+from eqxlint.semantics.project import imports_project_module
 
 if TYPE_CHECKING:  # the runtime context imports jax; the linter must not
     from eqxlint.runtime.checker import RuntimeContext
 
+# A trigger met by any import of a module that is not a known library (see may_fire).
+PROJECT_IMPORT = b"\0project-import\0"
 EXPECT_MARKER = re.compile(r"\s*# expect: (EQX\d{3}(?:, *EQX\d{3})*)\s*$")
 
 
@@ -126,10 +129,20 @@ class Rule:
 
     @classmethod
     def may_fire(cls, source: bytes) -> bool:
-        """The cheap text test: False means the rule cannot fire on this source."""
+        """The cheap text test: False means the rule cannot fire on this source.
+
+        A group holding PROJECT_IMPORT is also met by a file that imports a module of
+        its own project (what the rule needs may be defined there).
+        """
         if not cls.static:
             return False
-        return all(any(needle in source for needle in group) for group in cls.triggers)
+        for group in cls.triggers:
+            if any(needle in source for needle in group):
+                continue
+            if PROJECT_IMPORT in group and imports_project_module(source):
+                continue
+            return False
+        return True
 
 
 @dataclass

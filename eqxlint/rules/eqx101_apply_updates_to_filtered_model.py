@@ -10,6 +10,7 @@ import libcst as cst
 from eqxlint.diagnostics import Diagnostic
 from eqxlint.rules.base import Bad, FixCase, Finding, Good, Rule
 from eqxlint.semantics import Binding, CallSite, Semantics, Value, argument, dotted_name
+from eqxlint.semantics.values import TREE_MAP_FUNCTIONS
 
 if TYPE_CHECKING:
     from eqxlint.runtime.checker import RuntimeContext
@@ -20,7 +21,7 @@ class ApplyUpdatesToFilteredModel(Rule):
     name = "apply-updates-to-filtered-model"
     summary = "`eqx.apply_updates` on a filtered model turns every non-array field into None"
     fix_applicability = "safe"
-    triggers = ((b"apply_updates",), (b"filter", b"partition"))
+    triggers = ((b"apply_updates", b"tree_map", b"tree.map"), (b"filter", b"partition"))
     what_it_does = """
         Checks for `eqx.apply_updates(params, updates)` where `params` is the result of
         `eqx.filter(model, ...)` or the first half of `eqx.partition(model, ...)` (inline,
@@ -116,6 +117,32 @@ class ApplyUpdatesToFilteredModel(Rule):
         """, "method, multi-line call, attribute target"),
         Bad("""
             import equinox as eqx
+            import jax
+
+            def sgd_step(model, grads, lr):
+                model = jax.tree.map(lambda p, g: p - lr * g,  # expect: EQX101
+                                     eqx.filter(model, eqx.is_array), grads)
+                return model
+        """, "the update done by hand with jax.tree.map, bound back to the model"),
+        Bad("""
+            import equinox as eqx
+            import jax.tree_util as jtu
+
+            params = eqx.filter(model, eqx.is_inexact_array)
+            for batch in batches:
+                grads = eqx.filter_grad(loss)(model, batch)
+                model = jtu.tree_map(lambda p, g: p - 1e-3 * g, params, grads)  # expect: EQX101
+        """, "by hand through a name, with jax.tree_util"),
+        Bad("""
+            import equinox as eqx
+
+            def step(model, updates, x):
+                params, static = eqx.partition(model, eqx.is_array)
+                new_model = eqx.apply_updates(params, updates)  # expect: EQX101
+                return new_model(x)
+        """, "the updated tree is called as the model"),
+        Bad("""
+            import equinox as eqx
             import optax
 
             model = eqx.nn.MLP(2, 1, 32, 2, key=key)
@@ -176,6 +203,46 @@ class ApplyUpdatesToFilteredModel(Rule):
             params = optax.apply_updates(params, updates)
         """, "optax.apply_updates on a params dict"),
         Good("""
+            import equinox as eqx
+            import jax
+
+            def update(params, grads, opt_state):
+                updates, opt_state = optim.update(grads, opt_state, params)
+                new_params = eqx.apply_updates(params, updates)
+                return new_params, opt_state
+
+            params, static = eqx.partition(model, eqx.is_inexact_array)
+            for batch in batches:
+                grads = jax.grad(loss)(params, static, batch)
+                params, opt_state = update(params, grads, opt_state)
+                model = eqx.combine(params, static)
+        """, "a helper updates params its caller partitioned; the caller combines them"),
+        Good("""
+            import equinox as eqx
+
+            def step(model, updates):
+                params, static = eqx.partition(model, eqx.is_array)
+                new_params = eqx.apply_updates(params, updates)
+                return new_params, static
+        """, "the static half is returned beside the params: the caller can combine"),
+        Good("""
+            import equinox as eqx
+            import jax
+
+            params = eqx.filter(model, eqx.is_array)
+            params = jax.tree.map(lambda p, g: p - 1e-3 * g, params, grads)
+            model = eqx.combine(params, eqx.filter(model, eqx.is_array, inverse=True))
+        """, "the update by hand on the params, combined back"),
+        Good("""
+            import equinox as eqx
+            import jax
+
+            def scale(model):
+                arrays = eqx.filter(model, eqx.is_array)
+                doubled = jax.tree.map(lambda p: 2 * p, arrays)
+                return eqx.combine(doubled, model)
+        """, "tree_map over a filtered tree bound to a fresh name and combined"),
+        Good("""
             from equinox import apply_updates, filter
 
             def step(model, updates):
@@ -229,14 +296,23 @@ class ApplyUpdatesToFilteredModel(Rule):
     )
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
-        for site in semantics.calls_to("equinox.apply_updates"):
-            tree = argument(site.node, 0, "model")
+        for site in semantics.calls:
+            if site.qualname == "equinox.apply_updates":
+                tree = argument(site.node, 0, "model")
+            elif site.qualname in TREE_MAP_FUNCTIONS:
+                tree = argument(site.node, 1, "tree")
+            else:
+                continue
             if tree is None:
                 continue
             filtered = semantics.infer(tree, at=site)
             if filtered is None or filtered.kind != "filtered":
                 continue
-            if not _result_used_as_model(semantics, site):
+            if site.qualname in TREE_MAP_FUNCTIONS:
+                if _bound_back_to_source(site, filtered):
+                    yield _by_hand_finding(semantics, site, filtered)
+                continue
+            if not _result_used_as_model(semantics, site, filtered):
                 continue
             unfiltered = _unfiltered_replacement(semantics, site, tree, filtered)
             source = filtered.source
@@ -284,30 +360,114 @@ def _short_annotation(annotation: object) -> str:
     return re.sub(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)", r"\1", str(text))
 
 
-def _result_used_as_model(semantics: Semantics, site: CallSite) -> bool:
-    """True when the updated tree is kept (assigned or returned) and never combined back."""
+def _result_used_as_model(semantics: Semantics, site: CallSite, filtered: Value) -> bool:
+    """True when the updated filtered tree takes the model's place and is never combined back.
+
+    It does when it is bound back to the name of the model it was filtered from, bound
+    to a name that is then called, or returned from the function that filtered it
+    (its caller cannot combine it: the static half stayed here, or never existed).
+    It does not when it is combined, or when the filtering happened elsewhere (the
+    caller that gave us the params holds the static half and combines them).
+    """
     parent = site.parent
     if isinstance(parent, cst.Call) and semantics.qualname(parent.func) == "equinox.combine":
         return False
-    if isinstance(parent, (cst.Return, cst.Assign, cst.AnnAssign)):
-        pass
-    else:
+    source_name = dotted_name(filtered.source) if filtered.source is not None else None
+    if _is_returned(site.node, parent):
+        return _lost_when_returned(semantics, site, filtered, parent)
+    if not isinstance(parent, (cst.Assign, cst.AnnAssign)):
         return False
-    if isinstance(parent, cst.Return):
-        return True
     targets: list[cst.BaseExpression] = (
         [t.target for t in parent.targets] if isinstance(parent, cst.Assign) else [parent.target]
     )
     names = [dotted_name(target) for target in targets]
     if any(name is None for name in names):
         return False
+    if _combined_in_scope(semantics, site, names):
+        return False
+    if source_name is not None and source_name in names:
+        return True  # `model = eqx.apply_updates(eqx.filter(model, ...), ...)`
+    later = [other for other in semantics.calls if other.scope is site.scope
+             and other.seq > site.seq]
+    for other in later:
+        if dotted_name(other.node.func) in names:
+            return True  # the updated tree is called as the model
+    for statement in semantics.returns.get(id(site.scope.node), []):
+        if statement.value is not None and any(
+                dotted_name(node) in names for node in _returned_items(statement.value)):
+            return _lost_when_returned(semantics, site, filtered, statement)
+    return False
+
+
+def _bound_back_to_source(site: CallSite, filtered: Value) -> bool:
+    """`model = jax.tree.map(f, eqx.filter(model, ...), grads)`: the model is replaced."""
+    parent = site.parent
+    if not isinstance(parent, cst.Assign) or filtered.source is None:
+        return False
+    source_name = dotted_name(filtered.source)
+    return source_name is not None and any(
+        dotted_name(target.target) == source_name for target in parent.targets)
+
+
+def _by_hand_finding(semantics: Semantics, site: CallSite, filtered: Value) -> Finding:
+    function = site.qualname or "jax.tree.map"
+    model_text = semantics.code_of(filtered.source) if filtered.source is not None else "model"
+    return Finding(
+        node=site.node,
+        message=(f"`{function}` over a filtered model replaces `{model_text}`: every non-array "
+                 f"field (activations, Dropout rates, Python scalars) of the new "
+                 f"`{model_text}` is None"),
+        hint=(f"Update the arrays and keep the rest: `{model_text} = eqx.apply_updates("
+              f"{model_text}, jax.tree.map(lambda g: -lr * g, grads))`, or partition and "
+              f"`eqx.combine(new_params, static)`"),
+    )
+
+
+def _is_returned(node: cst.CSTNode, parent: Optional[cst.CSTNode]) -> bool:
+    return isinstance(parent, cst.Return) or (
+        isinstance(parent, cst.Tuple) and any(e.value is node for e in parent.elements))
+
+
+def _returned_items(value: cst.BaseExpression) -> list[cst.BaseExpression]:
+    if isinstance(value, cst.Tuple):
+        return [element.value for element in value.elements]
+    return [value]
+
+
+def _lost_when_returned(semantics: Semantics, site: CallSite, filtered: Value,
+                        statement: Optional[cst.CSTNode]) -> bool:
+    """Returned to the caller: wrong only when this function did the filtering and does
+    not hand the caller the static half to combine with."""
+    filter_call = filtered.node
+    filter_site = semantics.site(filter_call) if isinstance(filter_call, cst.Call) else None
+    if filter_site is None or not filter_site.scope.is_within(site.scope):
+        return False  # filtered by a caller or an enclosing scope: it holds the static half
+    if filter_site.qualname == "equinox.partition" and isinstance(statement, cst.Return) \
+            and statement.value is not None:
+        static_names = _partition_static_names(semantics, filter_site)
+        if any(dotted_name(item) in static_names for item in _returned_items(statement.value)):
+            return False  # `return new_params, static`: the caller can combine
+    return True
+
+
+def _partition_static_names(semantics: Semantics, filter_site: CallSite) -> set[str]:
+    """The names the static half of `eqx.partition(...)` was bound to."""
+    names: set[str] = set()
+    for bindings in filter_site.scope.bindings.values():
+        for binding in bindings:
+            if binding.value is filter_site.node and binding.index == 1:
+                names.add(binding.name)
+    return names
+
+
+def _combined_in_scope(semantics: Semantics, site: CallSite, names: list[Optional[str]]) -> bool:
     for combine in semantics.calls_to("equinox.combine"):
         if not combine.scope.is_within(site.scope):
             continue
         for arg in combine.node.args:
             if dotted_name(arg.value) in names:
-                return False
-    return True
+                return True
+    return False
 
 
 def _unfiltered_replacement(semantics: Semantics, site: CallSite, tree: cst.BaseExpression,

@@ -8,8 +8,9 @@ import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
 from eqxlint.knowledge import optax_transforms
-from eqxlint.rules.base import Bad, FixCase, Finding, Good, Rule
-from eqxlint.semantics import Semantics, Value, keyword_arg, positional_args
+from eqxlint.rules.base import Bad, FixCase, Finding, Good, PROJECT_IMPORT, Rule
+from eqxlint.semantics import Semantics, Value, argument, keyword_arg, positional_args
+from eqxlint.semantics.values import ARRAY_LIKE_SCALARS
 
 if TYPE_CHECKING:
     from eqxlint.runtime.checker import RuntimeContext
@@ -22,7 +23,7 @@ class UnfilteredOptimizerInit(Rule):
     name = "unfiltered-optimizer-init"
     summary = "`optim.init(model)` on a module holding callables or Python scalars"
     fix_applicability = "safe"
-    triggers = ((b".init(",), (b"optax",))
+    triggers = ((b".init(",), (b"optax", PROJECT_IMPORT))
     what_it_does = """
         Checks for `optim.init(model)` where `optim` is an optax transformation and `model`
         an Equinox module that holds non-array leaves: an `eqx.nn.MLP` (its activation
@@ -68,14 +69,109 @@ class UnfilteredOptimizerInit(Rule):
     known_limits = """
         Quiet unless the code shows both sides: the optimizer built from an `optax` factory
         (directly, or through `optax.chain`, `optax.MultiSteps`, `optax.inject_hyperparams`)
-        and the model built from an `equinox.nn` constructor or a class in the same file
-        that provably holds a non-array leaf (a `Callable` field given a function, an
-        `int`/`float`/`bool`/`str` field that is not `eqx.field(static=True)`, or a
-        submodule that holds one). Quiet for optimizers that keep no per-parameter state
-        (`optax.sgd` without momentum): those work unfiltered.
+        and the model built from an `equinox.nn` constructor or a class of the project
+        (this file or one it imports) that provably holds a non-array leaf: what a field
+        holds comes from the value the code gives it (the constructor's arguments, the
+        assignments in `__init__`, list elements, factories that return it); a field's
+        annotation speaks only when no code gives it a value, and then `float` fields
+        are not taken for Python floats (arrays are often annotated `float`). Quiet for
+        optimizers that keep no per-parameter state (`optax.sgd` without momentum):
+        those work unfiltered.
     """
 
     bad_examples = (
+        Bad("""
+            import equinox as eqx
+            import jax
+            import jax.numpy as jnp
+            import optax
+
+            class CNN(eqx.Module):
+                layers: list
+
+                def __init__(self, key):
+                    key1, key2 = jax.random.split(key)
+                    self.layers = [
+                        eqx.nn.Conv2d(1, 3, kernel_size=4, key=key1),
+                        eqx.nn.MaxPool2d(kernel_size=2),
+                        jax.nn.relu,
+                        jnp.ravel,
+                        eqx.nn.Linear(1728, 10, key=key2),
+                    ]
+
+            model = CNN(jax.random.PRNGKey(0))
+            optim = optax.adamw(3e-4)
+            opt_state = optim.init(model)  # expect: EQX102
+        """, "the Equinox CNN tutorial's model: a list field holding jax.nn.relu"),
+        Bad("""
+            import equinox as eqx
+            import optax
+
+            class Classifier(eqx.Module):
+                encoder: eqx.nn.Linear
+                dropout: eqx.nn.Dropout
+
+            like = Classifier(eqx.nn.Linear(4, 4, key=key), eqx.nn.Dropout(0.1))
+            checkpointed_model = eqx.tree_deserialise_leaves("model.eqx", like)
+            tx = optax.adam(1e-4)
+            opt_state = tx.init(checkpointed_model)  # expect: EQX102
+        """, "tree_deserialise_leaves keeps `like`'s structure (the official BERT example)"),
+        Bad("""
+            import equinox as eqx
+            import optax
+
+            def make_model(cfg, key):
+                return eqx.nn.MLP(cfg.d_in, cfg.d_out, cfg.width, cfg.depth, key=key)
+
+            def build_optimizer(lr):
+                return optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(lr))
+
+            model = make_model(cfg, key)
+            optim = build_optimizer(3e-4)
+            opt_state = optim.init(model)  # expect: EQX102
+        """, "model and optimizer built by factories"),
+        Bad("""
+            import equinox as eqx
+            import optax
+
+            class Trainer:
+                def __init__(self, key):
+                    self.model = eqx.nn.MLP(2, 2, 16, 2, key=key)
+                    self.optim = optax.adam(1e-3)
+
+                def reset(self):
+                    self.opt_state = self.optim.init(self.model)  # expect: EQX102
+        """, "self.model and self.optim set in __init__, used in another method"),
+        Bad("""
+            import dataclasses
+            import equinox as eqx
+            import optax
+
+            model = eqx.nn.MLP(4, 4, 16, 2, key=key)
+            params, static = eqx.partition(model, eqx.is_inexact_array)
+            model = eqx.combine(params, static)
+            model = dataclasses.replace(eqx.nn.inference_mode(model, value=False))
+            opt_state = optax.adam(1e-3).init(model)  # expect: EQX102
+        """, "through combine, inference_mode and dataclasses.replace: still the whole MLP"),
+        Bad("""
+            import equinox as eqx
+            import optax
+
+            model = eqx.nn.Sequential([eqx.nn.Linear(8, 8, key=key), eqx.nn.Dropout(0.1)])
+            params = eqx.filter(model, eqx.is_array_like)
+            opt_state = optax.adam(1e-3).init(params)  # expect: EQX102
+        """, "is_array_like keeps Dropout's p and inference (Python float and bool)"),
+        Bad("""
+            import equinox as eqx
+            import jax
+            import optax
+
+            key1, key2 = jax.random.split(key)
+            layers = [eqx.nn.Linear(2, 8, key=key1), eqx.nn.Lambda(jax.nn.gelu),
+                      eqx.nn.Linear(8, 1, key=key2)]
+            model = eqx.nn.Sequential(layers)
+            opt_state = optax.adam(1e-3).init(model)  # expect: EQX102
+        """, "Sequential built from a name"),
         Bad("""
             import equinox as eqx
             import jax
@@ -164,6 +260,53 @@ class UnfilteredOptimizerInit(Rule):
         """, "a default that is a function of the file; the model passed through tree_at"),
     )
     good_examples = (
+        Good("""
+            import equinox as eqx
+            import jax.numpy as jnp
+            import optax
+
+            class Model(eqx.Module):
+                weight: jnp.ndarray
+                steady_state: float
+
+            model = Model(jnp.zeros(3), jnp.array(0.0))
+            opt_state = optax.adam(1e-3).init(model)
+        """, "annotated float, given an array: the value says what the field holds"),
+        Good("""
+            import equinox as eqx
+            import optax
+
+            class Model(eqx.Module):
+                linear: eqx.nn.Linear
+                temperature: float
+
+                def __init__(self, key, temperature):
+                    self.linear = eqx.nn.Linear(2, 2, key=key)
+                    self.temperature = temperature
+
+            model = Model(key, load_temperature())
+            opt_state = optax.adam(1e-3).init(model)
+        """, "a float field given a value the code does not show"),
+        Good("""
+            import equinox as eqx
+            import optax
+
+            model = eqx.nn.Sequential([eqx.nn.Linear(8, 8, key=key), eqx.nn.Dropout(0.1)])
+            params = eqx.filter(model, eqx.is_inexact_array)
+            opt_state = optax.adam(1e-3).init(params)
+        """, "is_inexact_array drops Dropout's Python scalars"),
+        Good("""
+            import equinox as eqx
+            import optax
+
+            def make_model(kind, key):
+                if kind == "mlp":
+                    return eqx.nn.MLP(2, 2, 8, 2, key=key)
+                return load(kind)
+
+            model = make_model(kind, key)
+            opt_state = optax.adam(1e-3).init(model)
+        """, "a factory whose returns the code does not all show"),
         Good("""
             import equinox as eqx
             import jax
@@ -277,6 +420,9 @@ class UnfilteredOptimizerInit(Rule):
             model = semantics.infer(args[0], at=site)
             if model is None:
                 continue
+            if model.kind == "filtered":
+                yield from _array_like_filter(semantics, site.node, func.value, args[0], model)
+                continue
             holds = semantics.non_array_leaf(model)
             if holds is None:
                 continue
@@ -336,6 +482,31 @@ def _abstract_init_and_update(rule: Rule, context: "RuntimeContext") -> Iterator
             rule, "model", f"`optim.update(grads, opt_state, params)` fails on the model's "
             f"trainable arrays: {type(error).__name__}: {_first_line(error)}",
             "Check the optimizer against the model's parameters")
+
+
+def _array_like_filter(semantics: Semantics, call: cst.Call, optimizer: cst.BaseExpression,
+                       given: cst.BaseExpression, filtered: Value) -> Iterator[Finding]:
+    """`optim.init(eqx.filter(model, eqx.is_array_like))`: Python scalars get state."""
+    if filtered.factories != ("equinox.is_array_like",) or not isinstance(filtered.node, cst.Call):
+        return
+    scalar = semantics.first_leaf(filtered, ARRAY_LIKE_SCALARS)
+    if scalar is None:
+        return
+    spec = argument(filtered.node, 1, "filter_spec")
+    eqx_alias = semantics.local_name_for("equinox")
+    optim_text = semantics.code_of(optimizer)
+    better = f"{eqx_alias or 'eqx'}.is_inexact_array"
+    inline = given is filtered.node
+    yield Finding(
+        node=call,
+        message=(f"`{optim_text}.init` is given a tree filtered with `eqx.is_array_like`, "
+                 f"which keeps Python scalars: {scalar.phrase()}; the gradients have None "
+                 f"there, so the first `{optim_text}.update` fails"),
+        hint=f"Filter with `{better}`, as `eqx.filter_grad` does",
+        replacements=((spec, cst.parse_expression(better)),)
+        if inline and spec is not None and eqx_alias is not None else (),
+        fix_message=f"Filter with `{better}`",
+    )
 
 
 def _first_line(error: BaseException) -> str:

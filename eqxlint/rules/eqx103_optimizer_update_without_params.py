@@ -7,7 +7,7 @@ from typing import Iterator, Optional
 import libcst as cst
 
 from eqxlint.knowledge import optax_transforms
-from eqxlint.rules.base import Bad, FixCase, Finding, Good, Rule
+from eqxlint.rules.base import Bad, FixCase, Finding, Good, PROJECT_IMPORT, Rule
 from eqxlint.semantics import CallSite, Semantics, Value, argument, keyword_arg, positional_args
 
 GRAD_TRANSFORMS = ("equinox.filter_grad", "equinox.filter_value_and_grad")
@@ -18,7 +18,7 @@ class OptimizerUpdateWithoutParams(Rule):
     name = "optimizer-update-without-params"
     summary = "`optim.update(grads, opt_state)` without params, for an optimizer that reads them"
     fix_applicability = "unsafe"
-    triggers = ((b".update(",), (b"optax",))
+    triggers = ((b".update(",), (b"optax", PROJECT_IMPORT))
     what_it_does = """
         Checks for `optim.update(grads, opt_state)` with no third argument (and no
         `params=`), where `optim` is built from an optax transformation that reads the

@@ -8,7 +8,8 @@ from typing import Iterator, Optional, Union
 import libcst as cst
 
 from eqxlint.rules.base import Bad, FixCase, Finding, Good, Rule
-from eqxlint.semantics import CallSite, Semantics, argument, descendants
+from eqxlint.semantics import CallSite, Semantics, Value, argument, descendants
+from eqxlint.semantics.values import ARRAY_KINDS
 
 # Functions whose callable argument receives tree leaves: (qualname, position, keyword).
 LEAF_CALLBACKS = {
@@ -125,6 +126,22 @@ class ArrayMembershipTest(Rule):
         """, "two-tree map, conditional expression"),
     )
     good_examples = (
+        Good("""
+            import equinox as eqx
+            import jax.tree_util as jtu
+
+            def filter_spec_leaves(tree, leaf_func):
+                ids = jtu.tree_leaves(jtu.tree_map(id, tree))
+                spec = jtu.tree_map(lambda x: id(x) in ids, leaf_func(tree))
+                return spec
+        """, "the leaves of `tree_map(id, tree)` are Python ints (feedbax's misc.py)"),
+        Good("""
+            import equinox as eqx
+            import jax
+
+            node_ids = jax.tree.leaves(jax.tree.map(id, model))
+            spec = eqx.filter(model, lambda x: id(x) in node_ids)
+        """, "ids through a name: `in` on a list of ints is correct"),
         Good("""
             import equinox as eqx
 
@@ -320,17 +337,21 @@ def _holds_arrays(semantics: Semantics, site: CallSite, collection: cst.BaseExpr
         return bool(collection.elements) and all(
             _is_module_field(semantics, site, element.value) for element in collection.elements)
     if isinstance(collection, cst.Call):
-        value = semantics.infer(collection, at=site)
-        return value is not None and value.kind == "leaves"
+        return _are_array_leaves(semantics.infer(collection, at=site))
     if isinstance(collection, cst.Name):
         binding = semantics.lookup(collection.value, site.scope, site.seq)
         if binding is None or binding.value is None:
             return False
         if isinstance(binding.value, (cst.List, cst.Tuple, cst.Set)) and binding.index is None:
             return _holds_arrays(semantics, site, binding.value)
-        value = semantics.infer_binding(binding)
-        return value is not None and value.kind == "leaves"
+        return _are_array_leaves(semantics.infer_binding(binding))
     return False
+
+
+def _are_array_leaves(value: Optional[Value]) -> bool:
+    """Tree leaves that may be arrays (not, e.g., the ints of `tree_map(id, tree)`)."""
+    return value is not None and value.kind == "leaves" and (
+        value.leaf is None or value.leaf in ARRAY_KINDS)
 
 
 def _is_module_field(semantics: Semantics, site: CallSite, element: cst.BaseExpression) -> bool:

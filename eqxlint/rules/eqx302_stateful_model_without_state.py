@@ -8,8 +8,8 @@ import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
 from eqxlint.knowledge import equinox_nn
-from eqxlint.rules.base import Bad, Finding, Good, Rule
-from eqxlint.semantics import LOCAL_PREFIX, Semantics, Value, keyword_arg, positional_args
+from eqxlint.rules.base import Bad, Finding, Good, PROJECT_IMPORT, Rule
+from eqxlint.semantics import Semantics, Value, keyword_arg, positional_args
 
 if TYPE_CHECKING:
     from eqxlint.runtime.checker import RuntimeContext
@@ -19,7 +19,7 @@ class StatefulModelWithoutState(Rule):
     code = "EQX302"
     name = "stateful-model-without-state"
     summary = "A model with BatchNorm/SpectralNorm/StateIndex used without its eqx.nn.State"
-    triggers = ((b"BatchNorm", b"SpectralNorm", b"StateIndex"),)
+    triggers = ((b"BatchNorm", b"SpectralNorm", b"StateIndex", PROJECT_IMPORT),)
     what_it_does = """
         Checks that a model holding `eqx.nn.StateIndex` leaves (inside `eqx.nn.BatchNorm`,
         `eqx.nn.SpectralNorm`, or a layer of your own) comes with its `eqx.nn.State`.
@@ -53,6 +53,15 @@ class StatefulModelWithoutState(Rule):
     """
 
     bad_examples = (
+        Bad("""
+            import equinox as eqx
+
+            def build():
+                return eqx.nn.BatchNorm(16, axis_name="batch")
+
+            layer = build()
+            layer(x)  # expect: EQX302
+        """, "a factory that returns a BatchNorm (followed through its return)"),
         Bad("""
             import equinox as eqx
 
@@ -174,12 +183,14 @@ class StatefulModelWithoutState(Rule):
         Good("""
             import equinox as eqx
 
-            def build():
-                return eqx.nn.BatchNorm(16, axis_name="batch")
+            def build(kind):
+                if kind == "bn":
+                    return eqx.nn.BatchNorm(16, axis_name="batch")
+                return eqx.nn.LayerNorm(16)
 
-            layer = build()
+            layer = build(kind)
             layer(x)
-        """, "the model's kind is not visible"),
+        """, "a factory whose returns disagree: the model's kind is not visible"),
         Good("""
             import equinox as eqx
 
@@ -203,7 +214,7 @@ class StatefulModelWithoutState(Rule):
             if value is None or value.kind != "module" or value.cls is None:
                 continue
             layer = _stateful_layer(semantics, value)
-            needed = _positional_arguments_needed(semantics, value.cls)
+            needed = _positional_arguments_needed(semantics, value)
             if layer is None or needed is None:
                 continue
             if len(positional_args(site.node)) >= needed or any(a.star for a in site.node.args):
@@ -246,46 +257,55 @@ class StatefulModelWithoutState(Rule):
                     "another model", "Rebuild it for this model: `state = eqx.nn.State(model)`")
 
 
-def _stateful_layer(semantics: Semantics, value: Value, seen: Optional[set[str]] = None
+def _stateful_layer(semantics: Semantics, value: Value, seen: Optional[set[int]] = None
                     ) -> Optional[str]:
-    """Name the stateful layer a module value holds (`an eqx.nn.BatchNorm`), if any."""
+    """Name the stateful layer a module value holds (`an eqx.nn.BatchNorm`), if any.
+
+    Fields are followed by their annotations and by what `__init__` assigns to them, in
+    the file that defines the class (this one or a project module it imports).
+    """
     cls = value.cls or ""
     if cls.startswith("equinox.nn."):
         name = cls[len("equinox.nn."):]
         return f"an `eqx.nn.{name}`" if name in equinox_nn.STATEFUL else None
-    if not cls.startswith(LOCAL_PREFIX):
+    ref = semantics.class_ref_of(value)
+    if ref is None:
         return None
+    owner, info = ref
     seen = set() if seen is None else seen
-    if cls in seen:
+    if id(info) in seen:
         return None
-    seen.add(cls)
-    info = semantics.classes.get(cls[len(LOCAL_PREFIX):])
-    if info is None:
-        return None
+    seen.add(id(info))
     for field_info in info.fields.values():
-        if field_info.annotation is None:
-            continue
-        qual = semantics.qualname(field_info.annotation)
-        if qual is not None:
-            found = _stateful_layer(semantics, Value("module", None, cls=qual), seen)
+        held: list[Value] = []
+        if field_info.annotation is not None:
+            annotated = owner.annotation_value(field_info.annotation)
+            if annotated is not None and annotated.kind == "module":
+                held.append(annotated)
+        for binding in info.self_assignments.get(field_info.name, []):
+            assigned = owner.infer_binding(binding)
+            if assigned is not None and assigned.kind == "module":
+                held.append(assigned)
+        for inner in held:
+            found = _stateful_layer(inner.owner or owner, inner, seen)
             if found:
                 return found
     return None
 
 
-def _positional_arguments_needed(semantics: Semantics, cls: str) -> Optional[int]:
+def _positional_arguments_needed(semantics: Semantics, value: Value) -> Optional[int]:
     """How many positional arguments a call of the module needs (None: unknown)."""
-    if cls.startswith("equinox.nn."):
+    if (value.cls or "").startswith("equinox.nn."):
         return 2  # (x, state) for BatchNorm, SpectralNorm and StateIndex users
-    info = semantics.classes.get(cls[len(LOCAL_PREFIX):])
+    info = semantics.class_info(value)
     if info is None:
         return None
-    for statement in info.node.body.body:
-        if isinstance(statement, cst.FunctionDef) and statement.name.value == "__call__":
-            params = statement.params
-            if isinstance(params.star_arg, cst.Param):
-                return None
-            required = [p for p in list(params.posonly_params) + list(params.params)
-                        if p.default is None]
-            return max(0, len(required) - 1)  # without self
-    return None
+    call = info.methods.get("__call__")
+    if call is None:
+        return None
+    params = call.params
+    if isinstance(params.star_arg, cst.Param):
+        return None
+    required = [p for p in list(params.posonly_params) + list(params.params)
+                if p.default is None]
+    return max(0, len(required) - 1)  # without self

@@ -65,6 +65,24 @@ class OrderBasedWeightLoading(Rule):
     bad_examples = (
         Bad("""
             import jax
+            import numpy as np
+
+            sd = dict(np.load("weights.npz"))
+            leaves, treedef = jax.tree_util.tree_flatten(model)
+            new_leaves = [jax.numpy.asarray(w) for w, _ in zip(sd.values(), leaves)]  # expect: EQX401
+            model = jax.tree_util.tree_unflatten(treedef, new_leaves)
+        """, "the loader wrapped in dict(...)"),
+        Bad("""
+            import jax
+            import torch
+
+            state_dict = torch.load("model.pt")
+            weights = {k: v.numpy() for k, v in state_dict.items()}
+            leaves = jax.tree_util.tree_leaves(model)
+            pairs = list(zip(weights.values(), leaves))  # expect: EQX401
+        """, "converted to numpy in a dict comprehension: still weights by name"),
+        Bad("""
+            import jax
             import torch
 
             sd = torch.load("weights.pt")

@@ -1,0 +1,203 @@
+"""The project, not the file: findings across modules equal their single-file twin's.
+
+A small project of several files (src layout, relative imports, `__init__`
+re-exports, a helper that builds the optimizer, a Trainer holding model and
+optimizer as attributes, a script importing the package as `M`, a notebook beside
+it) is linted with the real CLI, and compared statement by statement with the same
+code pasted into one file. The linter reads the source; it never imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+MODEL = '''
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+
+    class CNN(eqx.Module):
+        layers: list
+
+        def __init__(self, key):
+            key1, key2 = jax.random.split(key)
+            self.layers = [eqx.nn.Conv2d(1, 3, kernel_size=4, key=key1), eqx.nn.MaxPool2d(2),
+                           jax.nn.relu, jnp.ravel, eqx.nn.Linear(1728, 10, key=key2)]
+
+        def __call__(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return x
+
+
+    class StatefulNet(eqx.Module):
+        linear: eqx.nn.Linear
+        norm: eqx.nn.BatchNorm
+
+        def __init__(self, key):
+            self.linear = eqx.nn.Linear(4, 4, key=key)
+            self.norm = eqx.nn.BatchNorm(4, axis_name="batch")
+
+        def __call__(self, x, state):
+            return self.norm(self.linear(x), state)
+'''
+OPTIM = '''
+    import optax
+
+
+    def build_optimizer(lr):
+        return optax.adamw(lr)
+'''
+TRAINER = '''
+    import jax
+
+
+    class Trainer:
+        def __init__(self, lr, seed):
+            self.model = CNN(jax.random.PRNGKey(seed))
+            self.optim = build_optimizer(lr)
+            self.opt_state = self.optim.init(self.model)
+'''
+TRAIN = '''
+    import jax
+    import jax.numpy as jnp
+
+    model = CNN(jax.random.PRNGKey(0))
+    optim = build_optimizer(3e-4)
+    opt_state = optim.init(model)
+
+
+    @jax.jit
+    def evaluate(model: CNN, x):
+        return jnp.argmax(model(x))
+
+
+    def step(model, opt_state, grads):
+        updates, opt_state = optim.update(grads, opt_state)
+        return updates, opt_state
+
+
+    net = M.StatefulNet(jax.random.PRNGKey(1))
+    y = net(jnp.ones(4))
+'''
+NOTEBOOK_CELL = '''import jax
+import optax
+from cnnproj.model import CNN
+
+opt_state = optax.adam(1e-3).init(CNN(jax.random.PRNGKey(0)))'''
+EXPECTED = {
+    ("trainer.py", "self.opt_state = self.optim.init(self.model)", "EQX102"),
+    ("train.py", "opt_state = optim.init(model)", "EQX102"),
+    ("train.py", "@jax.jit", "EQX201"),
+    ("train.py", "updates, opt_state = optim.update(grads, opt_state)", "EQX103"),
+    ("train.py", "y = net(jnp.ones(4))", "EQX302"),
+}
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+
+
+def _notebook(cell: str) -> str:
+    return json.dumps({"cells": [{"cell_type": "code", "execution_count": None, "metadata": {},
+                                  "outputs": [], "source": cell.splitlines(keepends=True)}],
+                       "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, indent=1)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    _write(root / "pyproject.toml", "[project]\nname = 'cnnproj'\n")
+    package = root / "src" / "cnnproj"
+    _write(package / "__init__.py", "from .model import CNN\nfrom .optim import build_optimizer\n")
+    _write(package / "model.py", MODEL)
+    _write(package / "optim.py", OPTIM)
+    _write(package / "trainer.py", "from .model import CNN\nfrom .optim import build_optimizer\n"
+           + textwrap.dedent(TRAINER))
+    _write(root / "scripts" / "train.py",
+           "import cnnproj.model as M\nfrom cnnproj import CNN, build_optimizer\n"
+           + textwrap.dedent(TRAIN))
+    (root / "notebooks").mkdir()
+    (root / "notebooks" / "explore.ipynb").write_text(_notebook(NOTEBOOK_CELL), encoding="utf-8")
+    return root
+
+
+def _findings(folder: Path, *paths: str, cache: bool = False) -> list[dict]:
+    command = [sys.executable, "-m", "eqxlint", "--output-format", "json", *paths]
+    if not cache:
+        command.insert(3, "--no-cache")
+    completed = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=300)
+    assert completed.returncode in (0, 1), completed.stderr
+    return json.loads(completed.stdout)
+
+
+def _statements(findings: list[dict], root: Path) -> set[tuple[str, str, str]]:
+    found = set()
+    for finding in findings:
+        path = root / finding["filename"]
+        if path.suffix == ".ipynb":
+            found.add((path.name, f"cell {finding['cell']}", finding["code"]))
+            continue
+        line = path.read_text(encoding="utf-8").splitlines()[finding["location"]["row"] - 1]
+        found.add((path.name, line.strip(), finding["code"]))
+    return found
+
+
+def test_a_project_of_several_files_gives_the_expected_findings(project: Path) -> None:
+    found = _statements(_findings(project, "."), project)
+    assert found == EXPECTED | {("explore.ipynb", "cell 1", "EQX102")}
+
+
+def test_one_staged_file_still_reads_the_modules_it_imports(project: Path) -> None:
+    """What pre-commit runs: `eqxlint scripts/train.py` alone."""
+    found = _statements(_findings(project, "scripts/train.py"), project)
+    assert found == {item for item in EXPECTED if item[0] == "train.py"}
+
+
+def test_the_single_file_twin_gives_the_same_findings_on_the_same_statements(
+        tmp_path: Path, project: Path) -> None:
+    twin = tmp_path / "twin"
+    body = "\n\n".join(textwrap.dedent(part) for part in (MODEL, OPTIM, TRAINER, TRAIN))
+    _write(twin / "train.py", "import cnnproj.model as M\n" + body.replace("M.StatefulNet", "StatefulNet"))
+    single = {(line.replace("M.StatefulNet", "StatefulNet"), code)
+              for _, line, code in _statements(_findings(twin, "."), twin)}
+    several = {(line.replace("M.StatefulNet", "StatefulNet"), code)
+               for name, line, code in _statements(_findings(project, "."), project)
+               if name != "explore.ipynb"}
+    assert single == several
+
+
+def test_the_cache_rechecks_a_file_when_a_module_it_imports_changes(project: Path) -> None:
+    first = _statements(_findings(project, "scripts/train.py", cache=True), project)
+    assert ("train.py", "opt_state = optim.init(model)", "EQX102") in first
+    again = _statements(_findings(project, "scripts/train.py", cache=True), project)
+    assert again == first
+    model = project / "src" / "cnnproj" / "model.py"
+    # The CNN now holds arrays only: its optimizer may be initialised on it whole.
+    model.write_text(model.read_text(encoding="utf-8")
+                     .replace("eqx.nn.MaxPool2d(2),\n", "")
+                     .replace("jax.nn.relu, jnp.ravel, ", ""), encoding="utf-8")
+    after = _statements(_findings(project, "scripts/train.py", cache=True), project)
+    assert ("train.py", "opt_state = optim.init(model)", "EQX102") not in after
+    assert ("train.py", "updates, opt_state = optim.update(grads, opt_state)", "EQX103") in after
+
+
+def test_relative_imports_above_the_package_and_cycles_do_not_break_the_run(
+        tmp_path: Path) -> None:
+    root = tmp_path / "cyc"
+    _write(root / "setup.cfg", "")
+    _write(root / "pkg" / "__init__.py", "from .a import A\n")
+    _write(root / "pkg" / "a.py", "from .b import B\nimport optax\nA = B\n"
+           "opt = optax.adam(1e-3)\nstate = opt.init(B)\n")
+    _write(root / "pkg" / "b.py", "from .a import A\nB = A\n")
+    _write(root / "pkg" / "c.py", "from ...outside import X\nimport optax\n"
+           "optax.adam(1e-3).init(X)\n")
+    assert _findings(root, ".") == []
