@@ -149,6 +149,9 @@ def main() -> int:
         record("cold1", "eqxlint, cold, 1 job", run(eqxlint + [str(corpus), "--no-cache",
                                                                "--jobs", "1"] + quiet, cwd,
                                                     output=cwd / "prefiltered.txt"))
+        record("noproject", "eqxlint, cold, 1 job, without the project index",
+               run(eqxlint + [str(corpus), "--no-cache", "--jobs", "1"] + quiet, cwd,
+                   env={**os.environ, "EQXLINT_NO_PROJECT_INDEX": "1"}))
         record("coldN", f"eqxlint, cold, {jobs} jobs",
                run(eqxlint + [str(corpus), "--no-cache", "--jobs", str(jobs)] + quiet, cwd))
         record("noprefilter", "eqxlint, cold, 1 job, no pre-filter (every file parsed)",

@@ -19,7 +19,8 @@ import tempfile
 import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Protocol, Sequence, \
+    Union
 
 from eqxlint.diagnostics import Diagnostic, Edit, Location
 
@@ -324,8 +325,29 @@ def _applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:
         diagnostic.fix.applicability == "safe" or unsafe)
 
 
+class TextSource(Protocol):
+    """How fix_text edits a text and names a place in it (a notebook has its own way)."""
+
+    def apply(self, text: str, edits: Sequence[Edit]) -> Optional[str]: ...
+
+    def where(self, text: str, display: str, diagnostic: Diagnostic) -> str: ...
+
+
+class PlainText:
+    """A file's text as it is: edits by offset, places as `path:row:col`."""
+
+    def apply(self, text: str, edits: Sequence[Edit]) -> Optional[str]:
+        """The edited text, or None when the edits cannot be made there."""
+        return apply_edits(text, edits)
+
+    def where(self, text: str, display: str, diagnostic: Diagnostic) -> str:
+        location = diagnostic.location or Location(1, 1)
+        return f"{display}:{location.row}:{location.column}"
+
+
 def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] = None,
-             path: Optional[Path] = None, cells: tuple[tuple[int, int], ...] = ()
+             path: Optional[Path] = None, source: TextSource = PlainText(),
+             cells: tuple[tuple[int, int], ...] = ()
              ) -> tuple[str, int, list[Diagnostic], list[str]]:
     """Apply fixes until none is left; return (text, fixes applied, findings left, warnings).
 
@@ -357,21 +379,23 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
                 continue
             chosen.append(diagnostic)
             taken.extend(spans)
-        candidate = apply_edits(current, [e for d in chosen for e in d.fix.edits])  # type: ignore[union-attr]
-        if parses(candidate):
+        candidate = source.apply(current, [e for d in chosen for e in d.fix.edits])  # type: ignore[union-attr]
+        if candidate is not None and parses(candidate):
             current = candidate
             applied += len(chosen)
             continue
         # One of them breaks the file: keep the ones that do not, one at a time.
         for diagnostic in chosen:
-            single = apply_edits(current, diagnostic.fix.edits)  # type: ignore[union-attr]
-            if parses(single):
+            single = source.apply(current, diagnostic.fix.edits)  # type: ignore[union-attr]
+            if single is not None and parses(single):
                 current = single
                 applied += 1
                 break
             rejected.add(_key(diagnostic))
-            warnings.append(f"{display}:{diagnostic.location.row}:{diagnostic.location.column}: "  # type: ignore[union-attr]
-                            f"the {diagnostic.code} fix would not re-parse; left as it was")
+            why = "would not re-parse" if single is not None else \
+                "reaches across cells or into IPython syntax"
+            warnings.append(f"{source.where(current, display, diagnostic)}: "
+                            f"the {diagnostic.code} fix {why}; left as it was")
     diagnostics = suppress(lint_text(current, display, rules, None,
                                      settings.use_prefilter, path),
                            current, display, settings.per_file_ignores)
@@ -411,6 +435,11 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 
 def unified_diff(before: str, after: str, display: str) -> str:
+    """What a fix changes; for a notebook, in its code cells (as Ruff shows it), not its JSON."""
+    if display.endswith(NOTEBOOK_SUFFIX):
+        from eqxlint.notebook import cell_diff
+
+        return cell_diff(before, after, display)
     return "".join(difflib.unified_diff(
         before.splitlines(keepends=True), after.splitlines(keepends=True),
         fromfile=f"a/{display}", tofile=f"b/{display}"))
@@ -452,12 +481,16 @@ def lint_bytes(data: bytes, display: str, settings: Settings, path: Optional[Pat
                 hint="Check that this is a Jupyter notebook (nbformat 4)", filename=display,
                 location=Location(1, 1), end_location=Location(1, 1)))
             return result
-        text = notebook.text
+    elif "%%" in text:  # perhaps a `# %%` cell script with IPython syntax
+        from eqxlint.notebook import Notebook
+
+        notebook = Notebook.script(text)
     try:
-        if settings.fix:
-            new_text, applied, remaining, warnings = fix_text(
-                text, display, settings, data if notebook is None else None, path,
-                notebook.cell_starts() if notebook is not None else ())
+        if notebook is not None:
+            _lint_notebook(result, notebook, settings, path)
+        elif settings.fix:
+            new_text, applied, remaining, warnings = fix_text(text, display, settings, data,
+                                                              path)
             result.fixed = applied
             result.diagnostics = remaining
             result.warnings = warnings
@@ -465,35 +498,54 @@ def lint_bytes(data: bytes, display: str, settings: Settings, path: Optional[Pat
         else:
             from eqxlint.parse import lint_text
 
-            # The pre-filter reads the code: a notebook's JSON is not it.
-            diagnostics = lint_text(text, display, settings.rule_classes(),
-                                    data if notebook is None else None, settings.use_prefilter,
-                                    path, cells=notebook.cell_starts() if notebook is not None
-                                    else ())
+            diagnostics = lint_text(text, display, settings.rule_classes(), data,
+                                    settings.use_prefilter, path)
             result.diagnostics = suppress(diagnostics, text, display, settings.per_file_ignores)
-        if notebook is not None:
-            _back_into_the_notebook(result, notebook)
-    except Exception as error:  # a bug in eqxlint: say so, keep going
+    except Exception as error:  # a bug in eqxlint: say so, keep going, write nothing
         result.internal_error = f"{display}: internal error: {type(error).__name__}: {error}"
+        result.fixed_text = None
+        result.fixed = 0
     return result
 
 
-def _back_into_the_notebook(result: FileResult, notebook: "Notebook") -> None:
-    """Cell numbers and in-cell rows for findings; the notebook's JSON for fixed text."""
-    from eqxlint.notebook import NotebookError
+def _lint_notebook(result: FileResult, notebook: "Notebook", settings: Settings,
+                   path: Optional[Path] = None) -> None:
+    """Lint (and fix) a notebook's or cell script's code; findings placed in their cells.
 
-    result.diagnostics = [notebook.place(d) for d in result.diagnostics]
-    if result.fixed_text is None:
+    The pre-filter reads the code, not the JSON; fixes go into the cells' lines.
+    """
+    from eqxlint.notebook import NotebookError
+    from eqxlint.parse import lint_text
+
+    display = result.display
+    errors = notebook.syntax_errors(display)
+    if errors:
+        result.diagnostics = errors
         return
-    if result.fixed_text == notebook.text:
-        result.fixed_text = result.original
-        return
-    try:
-        result.fixed_text = notebook.with_text(result.fixed_text)
-    except NotebookError as error:
-        result.warnings.append(f"{result.display}: not fixed: {error}")
-        result.fixed_text = result.original
-        result.fixed = 0
+    fixing = settings.fix
+    problem = notebook.why_not_writable() if fixing else None
+    if problem is not None:
+        result.warnings.append(f"{display}: the fixes were not written: {problem}")
+        fixing = False
+    if fixing:
+        new_text, applied, remaining, warnings = fix_text(notebook.text, display, settings,
+                                                          None, path, source=notebook,
+                                                          cells=notebook.cell_starts())
+        result.warnings.extend(warnings)
+        try:
+            fixed_file = notebook.with_text(new_text) if new_text != notebook.text \
+                else result.original
+        except NotebookError as error:
+            result.warnings.append(f"{display}: the fixes were not written: {error}")
+        else:
+            result.diagnostics = [notebook.place(d, new_text) for d in remaining]
+            result.fixed = applied
+            result.fixed_text = fixed_file
+            return
+    diagnostics = lint_text(notebook.text, display, settings.rule_classes(), None,
+                            settings.use_prefilter, path, cells=notebook.cell_starts())
+    result.diagnostics = [notebook.place(d) for d in suppress(
+        diagnostics, notebook.text, display, settings.per_file_ignores)]
 
 
 def lint_path(path: Path, display: str, settings: Settings, write: bool) -> FileResult:
@@ -508,7 +560,8 @@ def lint_path(path: Path, display: str, settings: Settings, write: bool) -> File
     result = lint_bytes(data, display, settings, path)
     if cache is not None and result.internal_error is None:
         cache.put(display, cache_key_data(path, data), result.diagnostics)
-    if write and result.changed and result.fixed_text is not None:
+    if write and result.internal_error is None and result.changed \
+            and result.fixed_text is not None:
         try:
             encoding = decode(data).encoding
             write_atomically(path, encode(result.fixed_text, encoding))

@@ -7,6 +7,7 @@ libcst (most of such a run's cost).
 from __future__ import annotations
 
 import bisect
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
@@ -20,6 +21,10 @@ from eqxlint.semantics.project import ProjectIndex, shared_index
 
 if TYPE_CHECKING:
     from libcst.metadata import CodeRange
+
+# Only for benchmarks/compare.py, which reports what the project index costs.
+_WITHOUT_PROJECT_INDEX = os.environ.get("EQXLINT_NO_PROJECT_INDEX") == "1"
+
 
 def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
               raw: Optional[bytes] = None, use_prefilter: bool = True,
@@ -47,8 +52,8 @@ def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
         return [Diagnostic(code=SYNTAX_ERROR, message=f"could not parse: {error}",
                            hint="Check that this is a Python file", filename=display,
                            location=Location(1, 1), end_location=Location(1, 1))]
-    semantics = Semantics.of(module, path, (project or shared_index()) if path else None,
-                             cells)
+    semantics = Semantics.of(module, path, (project or shared_index())
+                             if path and not _WITHOUT_PROJECT_INDEX else None, cells)
     findings: list[tuple[type[Rule], Finding]] = []
     for rule in active:
         for finding in rule().check(semantics):

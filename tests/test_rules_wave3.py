@@ -32,7 +32,7 @@ def test_cell_starts_name_each_code_cell_and_its_number() -> None:
     rows = notebook.text.splitlines()
     starts = notebook.cell_starts()
     assert [number for _, number in starts] == [2, 3]
-    assert [rows[row] for row, _ in starts] == ["x = 1", "z = 3"]
+    assert [rows[row - 1] for row, _ in starts] == ["x = 1", "z = 3"]
 
 
 def _cells_of(*cells):

@@ -4,12 +4,13 @@ Per transformation (and per WRAPPED optimizer, built as users build them):
 accepts_module: init and update on a whole Sequential(Linear, Lambda(relu)).
 reads_params: update without params raises about params.
 accepts_module_params / accepts_module_params_jit: state = init(filtered params),
-then update(grads, state, params=MODULE) with MODULE holding jax.nn.relu and a float
-array, eagerly / traced and lowered under eqx.filter_jit; None when update fails
+then update(grads, state, params=MODULE) with MODULE = Sequential(Linear,
+Lambda(jax.nn.relu)), eagerly / traced and lowered under eqx.filter_jit (where a
+non-array leaf is rejected; XLA compilation skipped); None when update fails
 even with the filtered params (the transformation needs more arguments).
 array_like_init / array_like_update: init on eqx.filter(model, eqx.is_array_like)
-of a model holding a float array, a Python float and a Python bool (as
-eqx.nn.Dropout does), then update with grads from eqx.filter_grad (None: no init).
+of Sequential(Linear, Dropout) (Dropout holds a Python float p and bool inference),
+then update with grads from eqx.filter_grad (None: init failed).
 ERRORS[(name, probe)]: the first line of each failure, addresses removed.
 
 Measured with jax 0.10.2, equinox 0.13.8, optax 0.2.8.
@@ -733,7 +734,7 @@ WRAPPED = {'MultiSteps(adam)': {'accepts_module': False,
 
 ERRORS = {('MultiSteps(adam)', 'array_like_update'): 'ValueError: pytree structure error: '
                                             'different types at key path: tree_map '
-                                            'tree.p',
+                                            'tree.layers[1].p',
  ('MultiSteps(adam)', 'module_params'): 'TypeError: Argument '
                                         "'<jax._src.custom_derivatives.custom_jvp "
                                         "object>' of type '<class "
@@ -746,7 +747,7 @@ ERRORS = {('MultiSteps(adam)', 'array_like_update'): 'ValueError: pytree structu
                                             'is not a valid JAX type',
  ('MultiSteps(adamw)', 'array_like_update'): 'ValueError: pytree structure error: '
                                              'different types at key path: tree_map '
-                                             'tree.p',
+                                             'tree.layers[1].p',
  ('MultiSteps(adamw)', 'module_params'): 'TypeError: Argument '
                                          "'<jax._src.custom_derivatives.custom_jvp "
                                          "object>' of type '<class "
@@ -759,7 +760,7 @@ ERRORS = {('MultiSteps(adam)', 'array_like_update'): 'ValueError: pytree structu
                                              'is not a valid JAX type',
  ('MultiSteps(sgd)', 'array_like_update'): 'ValueError: pytree structure error: '
                                            'different types at key path: tree_map '
-                                           'tree.p',
+                                           'tree.layers[1].p',
  ('MultiSteps(sgd)', 'module_params'): 'TypeError: Argument '
                                        "'<jax._src.custom_derivatives.custom_jvp "
                                        "object>' of type '<class "
@@ -771,21 +772,21 @@ ERRORS = {('MultiSteps(adam)', 'array_like_update'): 'ValueError: pytree structu
                                            "'jax._src.custom_derivatives.custom_jvp'>' "
                                            'is not a valid JAX type',
  ('adadelta', 'array_like_update'): 'ValueError: pytree structure error: different '
-                                    'types at key path: tree_map tree.p',
+                                    'types at key path: tree_map tree.layers[1].p',
  ('adafactor', 'array_like_init'): "AttributeError: 'float' object has no attribute "
                                    "'shape'",
  ('adafactor', 'module_params'): 'ValueError: pytree structure error: different types '
-                                 'at key path: tree_map tree.activation',
+                                 'at key path: tree_map tree.layers[1].fn',
  ('adafactor', 'module_params_jit'): 'ValueError: pytree structure error: different '
-                                     'types at key path: tree_map tree.activation',
+                                     'types at key path: tree_map tree.layers[1].fn',
  ('adagrad', 'array_like_update'): 'ValueError: pytree structure error: different '
-                                   'types at key path: tree_map tree.p',
+                                   'types at key path: tree_map tree.layers[1].p',
  ('adam', 'array_like_update'): 'ValueError: pytree structure error: different types '
-                                'at key path: tree_map tree.p',
+                                'at key path: tree_map tree.layers[1].p',
  ('adamw', 'array_like_update'): 'ValueError: pytree structure error: different types '
-                                 'at key path: tree_map tree.p',
+                                 'at key path: tree_map tree.layers[1].p',
  ('adan', 'array_like_update'): 'ValueError: pytree structure error: different types '
-                                'at key path: tree_map tree.p',
+                                'at key path: tree_map tree.layers[1].p',
  ('adaptive_grad_clip', 'array_like_update'): 'ValueError: `abs_sq` accepts only '
                                               'NDarrays, got: 0.1.',
  ('adaptive_grad_clip', 'module_params'): 'TypeError: squeeze requires ndarray or '
@@ -799,51 +800,54 @@ ERRORS = {('MultiSteps(adam)', 'array_like_update'): 'ValueError: pytree structu
  ('amsgrad', 'array_like_update'): 'TypeError: maximum requires ndarray or scalar '
                                    "arguments, got <class 'NoneType'> at position 1.",
  ('apply_every', 'array_like_update'): 'ValueError: pytree structure error: different '
-                                       'types at key path: tree_map tree.p',
+                                       'types at key path: tree_map tree.layers[1].p',
  ('apply_if_finite(adam)', 'array_like_update'): 'ValueError: pytree structure error: '
                                                  'different types at key path: '
-                                                 'tree_map tree.p',
+                                                 'tree_map tree.layers[1].p',
  ('apply_if_finite(adamw)', 'array_like_update'): 'ValueError: pytree structure error: '
                                                   'different types at key path: '
-                                                  'tree_map tree.p',
+                                                  'tree_map tree.layers[1].p',
  ('chain(clip_by_global_norm, adam)', 'array_like_update'): 'ValueError: pytree '
                                                             'structure error: '
                                                             'different types at key '
-                                                            'path: tree_map tree.p',
+                                                            'path: tree_map '
+                                                            'tree.layers[1].p',
  ('chain(clip_by_global_norm, adamw)', 'array_like_update'): 'ValueError: pytree '
                                                              'structure error: '
                                                              'different types at key '
-                                                             'path: tree_map tree.p',
+                                                             'path: tree_map '
+                                                             'tree.layers[1].p',
  ('contrib.acprop', 'array_like_update'): 'ValueError: pytree structure error: '
                                           'different types at key path: tree_map '
-                                          'tree.p',
+                                          'tree.layers[1].p',
  ('contrib.adopt', 'array_like_update'): 'ValueError: pytree structure error: '
-                                         'different types at key path: tree_map tree.p',
+                                         'different types at key path: tree_map '
+                                         'tree.layers[1].p',
  ('contrib.cocob', 'array_like_update'): 'TypeError: absolute requires ndarray or '
                                          "scalar arguments, got <class 'NoneType'> at "
                                          'position 0.',
  ('contrib.cocob', 'module_params'): 'ValueError: pytree structure error: different '
-                                     'types at key path: tree_map tree.activation',
+                                     'types at key path: tree_map tree.layers[1].fn',
  ('contrib.cocob', 'module_params_jit'): 'ValueError: pytree structure error: '
                                          'different types at key path: tree_map '
-                                         'tree.activation',
+                                         'tree.layers[1].fn',
  ('contrib.dadapt_adamw', 'array_like_update'): 'ValueError: pytree structure error: '
                                                 'different types at key path: tree_map '
-                                                'tree.p',
+                                                'tree.layers[1].p',
  ('contrib.dadapt_adamw', 'module_params'): 'ValueError: pytree structure error: '
                                             'different types at key path: tree_map '
-                                            'tree.activation',
+                                            'tree.layers[1].fn',
  ('contrib.dadapt_adamw', 'module_params_jit'): 'ValueError: pytree structure error: '
                                                 'different types at key path: tree_map '
-                                                'tree.activation',
+                                                'tree.layers[1].fn',
  ('contrib.dog', 'module_params'): 'ValueError: pytree structure error: different '
-                                   'types at key path: tree_map tree.activation',
+                                   'types at key path: tree_map tree.layers[1].fn',
  ('contrib.dog', 'module_params_jit'): 'ValueError: pytree structure error: different '
-                                       'types at key path: tree_map tree.activation',
+                                       'types at key path: tree_map tree.layers[1].fn',
  ('contrib.dowg', 'module_params'): 'ValueError: pytree structure error: different '
-                                    'types at key path: tree_map tree.activation',
+                                    'types at key path: tree_map tree.layers[1].fn',
  ('contrib.dowg', 'module_params_jit'): 'ValueError: pytree structure error: different '
-                                        'types at key path: tree_map tree.activation',
+                                        'types at key path: tree_map tree.layers[1].fn',
  ('contrib.galore', 'array_like_init'): "AttributeError: 'float' object has no "
                                         "attribute 'ndim'",
  ('contrib.hutchinson_estimator_diag_hessian', 'array_like_update'): 'ValueError: '
@@ -854,10 +858,10 @@ ERRORS = {('MultiSteps(adam)', 'array_like_update'): 'ValueError: pytree structu
  ('contrib.madgrad', 'array_like_update'): 'TypeError: unsupported operand type(s) for '
                                            "** or pow(): 'NoneType' and 'int'",
  ('contrib.madgrad', 'module_params'): 'ValueError: pytree structure error: different '
-                                       'types at key path: tree_map tree.activation',
+                                       'types at key path: tree_map tree.layers[1].fn',
  ('contrib.madgrad', 'module_params_jit'): 'ValueError: pytree structure error: '
                                            'different types at key path: tree_map '
-                                           'tree.activation',
+                                           'tree.layers[1].fn',
  ('contrib.momo', 'array_like_update'): 'TypeError: momo.<locals>.update_fn() missing '
                                         "1 required keyword-only argument: 'value'",
  ('contrib.momo_adam', 'array_like_update'): 'TypeError: '
@@ -866,36 +870,36 @@ ERRORS = {('MultiSteps(adam)', 'array_like_update'): 'ValueError: pytree structu
  ('contrib.muon', 'array_like_init'): "AttributeError: 'float' object has no attribute "
                                       "'ndim'",
  ('contrib.muon', 'module_params'): 'ValueError: pytree structure error: different '
-                                    'types at key path: tree_map tree.activation',
+                                    'types at key path: tree_map tree.layers[1].fn',
  ('contrib.muon', 'module_params_jit'): 'ValueError: pytree structure error: different '
-                                        'types at key path: tree_map tree.activation',
+                                        'types at key path: tree_map tree.layers[1].fn',
  ('contrib.prodigy', 'array_like_update'): 'ValueError: pytree structure error: '
                                            'different types at key path: tree_map '
-                                           'tree.p',
+                                           'tree.layers[1].p',
  ('contrib.prodigy', 'module_params'): 'ValueError: pytree structure error: different '
-                                       'types at key path: tree_map tree.activation',
+                                       'types at key path: tree_map tree.layers[1].fn',
  ('contrib.prodigy', 'module_params_jit'): 'ValueError: pytree structure error: '
                                            'different types at key path: tree_map '
-                                           'tree.activation',
+                                           'tree.layers[1].fn',
  ('contrib.reduce_on_plateau', 'array_like_update'): 'TypeError: '
                                                      'reduce_on_plateau.<locals>.update_fn() '
                                                      'missing 1 required keyword-only '
                                                      "argument: 'value'",
  ('contrib.scale_by_acprop', 'array_like_update'): 'ValueError: pytree structure '
                                                    'error: different types at key '
-                                                   'path: tree_map tree.p',
+                                                   'path: tree_map tree.layers[1].p',
  ('contrib.scale_by_adopt', 'array_like_update'): 'ValueError: pytree structure error: '
                                                   'different types at key path: '
-                                                  'tree_map tree.p',
+                                                  'tree_map tree.layers[1].p',
  ('contrib.scale_by_cocob', 'array_like_update'): 'TypeError: absolute requires '
                                                   'ndarray or scalar arguments, got '
                                                   "<class 'NoneType'> at position 0.",
  ('contrib.scale_by_cocob', 'module_params'): 'ValueError: pytree structure error: '
                                               'different types at key path: tree_map '
-                                              'tree.activation',
+                                              'tree.layers[1].fn',
  ('contrib.scale_by_cocob', 'module_params_jit'): 'ValueError: pytree structure error: '
                                                   'different types at key path: '
-                                                  'tree_map tree.activation',
+                                                  'tree_map tree.layers[1].fn',
  ('contrib.scale_by_galore', 'array_like_init'): "AttributeError: 'float' object has "
                                                  "no attribute 'ndim'",
  ('contrib.scale_by_madgrad', 'array_like_update'): 'TypeError: unsupported operand '
@@ -903,10 +907,10 @@ ERRORS = {('MultiSteps(adam)', 'array_like_update'): 'ValueError: pytree structu
                                                     "'NoneType' and 'int'",
  ('contrib.scale_by_madgrad', 'module_params'): 'ValueError: pytree structure error: '
                                                 'different types at key path: tree_map '
-                                                'tree.activation',
+                                                'tree.layers[1].fn',
  ('contrib.scale_by_madgrad', 'module_params_jit'): 'ValueError: pytree structure '
                                                     'error: different types at key '
-                                                    'path: tree_map tree.activation',
+                                                    'path: tree_map tree.layers[1].fn',
  ('contrib.scale_by_muon', 'array_like_init'): 'IndexError: tuple index out of range',
  ('contrib.scale_by_simplified_ademamix', 'array_like_update'): 'TypeError: '
                                                                 'unsupported operand '
@@ -943,19 +947,19 @@ ERRORS = {('MultiSteps(adam)', 'array_like_update'): 'ValueError: pytree structu
                                                        "'NoneType'",
  ('contrib.sophia', 'array_like_update'): 'ValueError: pytree structure error: '
                                           'different types at key path: tree_map '
-                                          'tree.p',
+                                          'tree.layers[1].p',
  ('contrib.split_real_and_imaginary', 'array_like_init'): "AttributeError: 'float' "
                                                           'object has no attribute '
                                                           "'init'",
  ('fromage', 'array_like_update'): 'ValueError: pytree structure error: different '
-                                   'types at key path: tree_map tree.p',
+                                   'types at key path: tree_map tree.layers[1].p',
  ('fromage', 'module_params'): 'ValueError: pytree structure error: different types at '
-                               'key path: tree_map tree.activation',
+                               'key path: tree_map tree.layers[1].fn',
  ('fromage', 'module_params_jit'): 'ValueError: pytree structure error: different '
-                                   'types at key path: tree_map tree.activation',
+                                   'types at key path: tree_map tree.layers[1].fn',
  ('inject_hyperparams(adam)', 'array_like_update'): 'ValueError: pytree structure '
                                                     'error: different types at key '
-                                                    'path: tree_map tree.p',
+                                                    'path: tree_map tree.layers[1].p',
  ('inject_hyperparams(adam)', 'module_params'): 'TypeError: Value '
                                                 "'<jax._src.custom_derivatives.custom_jvp "
                                                 "object>' with dtype object is not a "
@@ -969,7 +973,7 @@ ERRORS = {('MultiSteps(adam)', 'array_like_update'): 'ValueError: pytree structu
                                                     'supported by JAX.',
  ('inject_hyperparams(adamw)', 'array_like_update'): 'ValueError: pytree structure '
                                                      'error: different types at key '
-                                                     'path: tree_map tree.p',
+                                                     'path: tree_map tree.layers[1].p',
  ('inject_hyperparams(adamw)', 'module_params'): 'TypeError: Value '
                                                  "'<jax._src.custom_derivatives.custom_jvp "
                                                  "object>' with dtype object is not a "
@@ -990,32 +994,33 @@ ERRORS = {('MultiSteps(adam)', 'array_like_update'): 'ValueError: pytree structu
                                                    "type(s) for +: 'custom_jvp' and "
                                                    "'NoneType'",
  ('lamb', 'array_like_update'): 'ValueError: pytree structure error: different types '
-                                'at key path: tree_map tree.p',
+                                'at key path: tree_map tree.layers[1].p',
  ('lamb', 'module_params'): 'ValueError: pytree structure error: different types at '
-                            'key path: tree_map tree.activation',
+                            'key path: tree_map tree.layers[1].fn',
  ('lamb', 'module_params_jit'): 'ValueError: pytree structure error: different types '
-                                'at key path: tree_map tree.activation',
+                                'at key path: tree_map tree.layers[1].fn',
  ('lars', 'array_like_update'): 'ValueError: pytree structure error: different types '
-                                'at key path: tree_map tree.p',
+                                'at key path: tree_map tree.layers[1].p',
  ('lars', 'module_params'): 'ValueError: pytree structure error: different types at '
-                            'key path: tree_map tree.activation',
+                            'key path: tree_map tree.layers[1].fn',
  ('lars', 'module_params_jit'): 'ValueError: pytree structure error: different types '
-                                'at key path: tree_map tree.activation',
+                                'at key path: tree_map tree.layers[1].fn',
  ('lbfgs', 'array_like_init'): "AttributeError: 'float' object has no attribute "
                                "'shape'",
  ('lion', 'array_like_update'): 'ValueError: pytree structure error: different types '
-                                'at key path: tree_map tree.p',
+                                'at key path: tree_map tree.layers[1].p',
  ('masked(adamw)', 'array_like_update'): 'ValueError: pytree structure error: '
-                                         'different types at key path: tree_map tree.p',
+                                         'different types at key path: tree_map '
+                                         'tree.layers[1].p',
  ('masked(adamw)', 'module_params'): 'ValueError: pytree structure error: different '
-                                     'types at key path: tree_map tree.activation',
+                                     'types at key path: tree_map tree.layers[1].fn',
  ('masked(adamw)', 'module_params_jit'): 'ValueError: pytree structure error: '
                                          'different types at key path: tree_map '
-                                         'tree.activation',
+                                         'tree.layers[1].fn',
  ('nadam', 'array_like_update'): 'ValueError: pytree structure error: different types '
-                                 'at key path: tree_map tree.p',
+                                 'at key path: tree_map tree.layers[1].p',
  ('nadamw', 'array_like_update'): 'ValueError: pytree structure error: different types '
-                                  'at key path: tree_map tree.p',
+                                  'at key path: tree_map tree.layers[1].p',
  ('novograd', 'array_like_init'): "AttributeError: 'float' object has no attribute "
                                   "'dtype'",
  ('novograd', 'module_params'): 'TypeError: Argument '
@@ -1030,25 +1035,28 @@ ERRORS = {('MultiSteps(adam)', 'array_like_update'): 'ValueError: pytree structu
                                     'a valid JAX type',
  ('optimistic_adam', 'array_like_update'): 'ValueError: pytree structure error: '
                                            'different types at key path: tree_map '
-                                           'tree.p',
+                                           'tree.layers[1].p',
  ('optimistic_adam_v2', 'array_like_update'): 'ValueError: pytree structure error: '
                                               'different types at key path: tree_map '
-                                              'tree.p',
+                                              'tree.layers[1].p',
  ('optimistic_gradient_descent', 'array_like_update'): 'ValueError: pytree structure '
                                                        'error: different types at key '
-                                                       'path: tree_map tree.p',
+                                                       'path: tree_map '
+                                                       'tree.layers[1].p',
  ('polyak_sgd', 'array_like_update'): 'TypeError: scale_by_polyak.<locals>.update_fn() '
                                       'missing 1 required keyword-only argument: '
                                       "'value'",
  ('rprop', 'array_like_update'): 'ValueError: pytree structure error: different types '
-                                 'at key path: tree_map tree.p',
+                                 'at key path: tree_map tree.layers[1].p',
  ('scale_by_adadelta', 'array_like_update'): 'ValueError: pytree structure error: '
                                              'different types at key path: tree_map '
-                                             'tree.p',
+                                             'tree.layers[1].p',
  ('scale_by_adam', 'array_like_update'): 'ValueError: pytree structure error: '
-                                         'different types at key path: tree_map tree.p',
+                                         'different types at key path: tree_map '
+                                         'tree.layers[1].p',
  ('scale_by_adan', 'array_like_update'): 'ValueError: pytree structure error: '
-                                         'different types at key path: tree_map tree.p',
+                                         'different types at key path: tree_map '
+                                         'tree.layers[1].p',
  ('scale_by_amsgrad', 'array_like_update'): 'TypeError: maximum requires ndarray or '
                                             "scalar arguments, got <class 'NoneType'> "
                                             'at position 1.',
@@ -1064,20 +1072,20 @@ ERRORS = {('MultiSteps(adam)', 'array_like_update'): 'ValueError: pytree structu
  ('scale_by_distance_over_gradients', 'module_params'): 'ValueError: pytree structure '
                                                         'error: different types at key '
                                                         'path: tree_map '
-                                                        'tree.activation',
+                                                        'tree.layers[1].fn',
  ('scale_by_distance_over_gradients', 'module_params_jit'): 'ValueError: pytree '
                                                             'structure error: '
                                                             'different types at key '
                                                             'path: tree_map '
-                                                            'tree.activation',
+                                                            'tree.layers[1].fn',
  ('scale_by_factored_rms', 'array_like_init'): "AttributeError: 'float' object has no "
                                                "attribute 'shape'",
  ('scale_by_factored_rms', 'module_params'): 'ValueError: pytree structure error: '
                                              'different types at key path: tree_map '
-                                             'tree.activation',
+                                             'tree.layers[1].fn',
  ('scale_by_factored_rms', 'module_params_jit'): 'ValueError: pytree structure error: '
                                                  'different types at key path: '
-                                                 'tree_map tree.activation',
+                                                 'tree_map tree.layers[1].fn',
  ('scale_by_lbfgs', 'array_like_init'): "AttributeError: 'float' object has no "
                                         "attribute 'shape'",
  ('scale_by_lbfgs', 'module_params'): 'TypeError: unsupported operand type(s) for -: '
@@ -1085,7 +1093,8 @@ ERRORS = {('MultiSteps(adam)', 'array_like_update'): 'ValueError: pytree structu
  ('scale_by_lbfgs', 'module_params_jit'): 'TypeError: unsupported operand type(s) for '
                                           "-: 'custom_jvp' and 'NoneType'",
  ('scale_by_lion', 'array_like_update'): 'ValueError: pytree structure error: '
-                                         'different types at key path: tree_map tree.p',
+                                         'different types at key path: tree_map '
+                                         'tree.layers[1].p',
  ('scale_by_novograd', 'array_like_init'): "AttributeError: 'float' object has no "
                                            "attribute 'dtype'",
  ('scale_by_novograd', 'module_params'): 'TypeError: Argument '
@@ -1100,49 +1109,51 @@ ERRORS = {('MultiSteps(adam)', 'array_like_update'): 'ValueError: pytree structu
                                              'is not a valid JAX type',
  ('scale_by_optimistic_gradient', 'array_like_update'): 'ValueError: pytree structure '
                                                         'error: different types at key '
-                                                        'path: tree_map tree.p',
+                                                        'path: tree_map '
+                                                        'tree.layers[1].p',
  ('scale_by_param_block_norm', 'array_like_update'): 'ValueError: pytree structure '
                                                      'error: different types at key '
-                                                     'path: tree_map tree.p',
+                                                     'path: tree_map tree.layers[1].p',
  ('scale_by_param_block_norm', 'module_params'): 'ValueError: pytree structure error: '
                                                  'different types at key path: '
-                                                 'tree_map tree.activation',
+                                                 'tree_map tree.layers[1].fn',
  ('scale_by_param_block_norm', 'module_params_jit'): 'ValueError: pytree structure '
                                                      'error: different types at key '
-                                                     'path: tree_map tree.activation',
+                                                     'path: tree_map tree.layers[1].fn',
  ('scale_by_param_block_rms', 'array_like_update'): 'ValueError: pytree structure '
                                                     'error: different types at key '
-                                                    'path: tree_map tree.p',
+                                                    'path: tree_map tree.layers[1].p',
  ('scale_by_param_block_rms', 'module_params'): 'ValueError: pytree structure error: '
                                                 'different types at key path: tree_map '
-                                                'tree.activation',
+                                                'tree.layers[1].fn',
  ('scale_by_param_block_rms', 'module_params_jit'): 'ValueError: pytree structure '
                                                     'error: different types at key '
-                                                    'path: tree_map tree.activation',
+                                                    'path: tree_map tree.layers[1].fn',
  ('scale_by_polyak', 'array_like_update'): 'TypeError: '
                                            'scale_by_polyak.<locals>.update_fn() '
                                            'missing 1 required keyword-only argument: '
                                            "'value'",
  ('scale_by_rprop', 'array_like_update'): 'ValueError: pytree structure error: '
                                           'different types at key path: tree_map '
-                                          'tree.p',
+                                          'tree.layers[1].p',
  ('scale_by_rss', 'array_like_update'): 'ValueError: pytree structure error: different '
-                                        'types at key path: tree_map tree.p',
+                                        'types at key path: tree_map tree.layers[1].p',
  ('scale_by_schedule', 'array_like_update'): "TypeError: 'float' object is not "
                                              'callable',
  ('scale_by_sm3', 'array_like_init'): "AttributeError: 'float' object has no attribute "
                                       "'ndim'",
  ('scale_by_trust_ratio', 'array_like_update'): 'ValueError: pytree structure error: '
                                                 'different types at key path: tree_map '
-                                                'tree.p',
+                                                'tree.layers[1].p',
  ('scale_by_trust_ratio', 'module_params'): 'ValueError: pytree structure error: '
                                             'different types at key path: tree_map '
-                                            'tree.activation',
+                                            'tree.layers[1].fn',
  ('scale_by_trust_ratio', 'module_params_jit'): 'ValueError: pytree structure error: '
                                                 'different types at key path: tree_map '
-                                                'tree.activation',
+                                                'tree.layers[1].fn',
  ('scale_by_yogi', 'array_like_update'): 'ValueError: pytree structure error: '
-                                         'different types at key path: tree_map tree.p',
+                                         'different types at key path: tree_map '
+                                         'tree.layers[1].p',
  ('scale_by_zoom_linesearch', 'array_like_update'): 'TypeError: '
                                                     'scale_by_zoom_linesearch.<locals>.update_fn() '
                                                     'missing 3 required keyword-only '
@@ -1152,6 +1163,6 @@ ERRORS = {('MultiSteps(adam)', 'array_like_update'): 'ValueError: pytree structu
  ('stateless', 'array_like_update'): "TypeError: 'float' object is not callable",
  ('stateless_with_tree_map', 'array_like_update'): 'ValueError: pytree structure '
                                                    'error: different types at key '
-                                                   'path: tree_map tree.p',
+                                                   'path: tree_map tree.layers[1].p',
  ('yogi', 'array_like_update'): 'ValueError: pytree structure error: different types '
-                                'at key path: tree_map tree.p'}
+                                'at key path: tree_map tree.layers[1].p'}

@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 from eqxlint import __version__
 from eqxlint.diagnostics import DOCS_URL, Diagnostic, Location
+from eqxlint.report.concise import where
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
@@ -25,6 +26,11 @@ def _result(d: Diagnostic, index: dict[str, int]) -> dict[str, Any]:
     start = d.location or Location(1, 1)
     end = d.end_location or start
     text = d.message + (f" Help: {d.hint}" if d.hint else "")
+    if d.cell is not None:
+        # As Ruff: a notebook's lines are JSON, so the region falls back to 1:1;
+        # the message and the result's properties name the cell.
+        text = f"{where(d)}: {text}"
+        start = end = Location(1, 1)
     result: dict[str, Any] = {
         "ruleId": d.code,
         "level": "error",
@@ -37,6 +43,9 @@ def _result(d: Diagnostic, index: dict[str, int]) -> dict[str, Any]:
             }
         }],
     }
+    if d.cell is not None and d.location is not None:
+        result["properties"] = {"cell": d.cell, "row": d.location.row,
+                                "column": d.location.column}
     if d.code in index:
         result["ruleIndex"] = index[d.code]
     return result
