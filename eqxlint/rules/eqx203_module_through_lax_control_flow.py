@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Iterator, Optional
 
 import libcst as cst
@@ -21,6 +22,8 @@ _OPERANDS: dict[str, tuple[tuple[str, int, Optional[str], bool], ...]] = {
     "jax.lax.fori_loop": (("jax.lax.fori_loop", 3, "init_val", False),),
 }
 _CONTAINERS = ("module", "tuple", "list", "dict")
+_CONSUMER_CALL = re.compile(rb"\b(?:scan|cond|switch|while_loop|fori_loop)\s*\(|"
+                            rb"\bjit\s*\(\s*[A-Za-z_][\w.]*\s*\)")
 _SPOKEN = {"jax.lax.scan(carry)": "the carry of `lax.scan`", "jax.lax.scan(xs)": "the `xs` of `lax.scan`",
            "jax.lax.cond": "an operand of `lax.cond`", "jax.lax.switch": "an operand of `lax.switch`",
            "jax.lax.while_loop": "the `init_val` of `lax.while_loop`",
@@ -31,8 +34,7 @@ class ModuleThroughLaxControlFlow(Rule):
     code = "EQX203"
     name = "module-through-lax-control-flow"
     summary = "A module holding functions given to `lax.scan`/`cond`/`switch`/loops, or `jax.jit(model)`"
-    triggers = ((b"lax", b"jit("), (b"scan", b"cond", b"switch", b"while_loop", b"fori_loop",
-                                    b"jit("))
+    triggers = ((b"equinox",), (b"lax", b"jit("))
     what_it_does = """
         Checks for an Equinox module that provably holds a leaf `lax` cannot trace (a
         function such as an activation, a string, another object) passed as a traced
@@ -232,6 +234,12 @@ class ModuleThroughLaxControlFlow(Rule):
             out = scan(body, model, xs)
         """, "a user's own scan"),
     )
+
+    @classmethod
+    def may_fire(cls, source: bytes) -> bool:
+        """Only where a lax control-flow function is called, or a jit is given a bare name
+        (`jax.jit(model)`) (any alias in front)."""
+        return super().may_fire(source) and _CONSUMER_CALL.search(source) is not None
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         for site in semantics.calls:

@@ -19,9 +19,10 @@ FRESH_WRAPPERS = ("jax.grad", "jax.value_and_grad", "jax.vmap", "jax.jacfwd", "j
                   "jax.hessian", "jax.checkpoint", "jax.remat")
 CACHES = ("functools.lru_cache", "functools.cache")
 _CREATED = re.compile(rb"(?:jit|pmap)\s*\(\s*(?:lambda\b|(?:functools\s*\.\s*)?partial\s*\(|"
-                      rb"(?:jax\s*\.\s*)?(?:grad|value_and_grad|vmap|jacfwd|jacrev|hessian)\s*\(|"
-                      rb"[A-Za-z_]\w*\s*[,)])|@\s*(?:[\w.]+\.)?(?:filter_)?(?:jit|pmap)\b|"
-                      rb"@\s*(?:functools\s*\.\s*)?partial\s*\(\s*[\w.]*jit")
+                      rb"(?:[\w.]+\.)?(?:grad|value_and_grad|vmap|jacfwd|jacrev|hessian|checkpoint|"
+                      rb"remat)\s*\()|\n[ \t]+@\s*(?:[\w.]+\.)?(?:filter_)?(?:jit|pmap)\b|"
+                      rb"\n[ \t]+@\s*(?:functools\s*\.\s*)?partial\s*\(\s*[\w.]*(?:jit|pmap)")
+_JITTED_NAME = re.compile(rb"(?:jit|pmap)\s*\(\s*([A-Za-z_]\w*)\s*[,)]")
 
 
 class TransformCreatedPerCall(Rule):
@@ -271,7 +272,12 @@ class TransformCreatedPerCall(Rule):
     @classmethod
     def may_fire(cls, source: bytes) -> bool:
         """Only where a jit gets something each call could make anew, or decorates a def."""
-        return super().may_fire(source) and _CREATED.search(source) is not None
+        if not super().may_fire(source):
+            return False
+        if _CREATED.search(source):
+            return True
+        return any(re.search(rb"\n[ \t]+def " + re.escape(name) + rb"\s*\(", source)
+                   for name in set(_JITTED_NAME.findall(source)))
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         per_step = _called_in_loops(semantics)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import re
+from collections import Counter
 from typing import TYPE_CHECKING, Iterator, Optional, Union
 
 import libcst as cst
@@ -14,6 +17,12 @@ from eqxlint.semantics import (LOCAL_PREFIX, Binding, ClassInfo, Semantics, Valu
 if TYPE_CHECKING:
     from eqxlint.diagnostics import Diagnostic
     from eqxlint.runtime.checker import RuntimeContext
+
+_NAME_TO_FIELD = re.compile(rb"self\.\w+\s*=\s*([A-Za-z_]\w*)\s*(?:#|;|$)", re.MULTILINE)
+_FIELD_TO_FIELD = re.compile(rb"self\.\w+\s*=\s*self\.\w+\s*(?:#|;|$)|self\.\w+\s*,\s*self\.",
+                             re.MULTILINE)
+_REPEATED_LIST = re.compile(rb"\]\s*\*|\*\s*\[")
+_LITERAL = re.compile(rb"self\.\w+\s*=\s*[\[(]|Sequential\s*\(")
 
 HINT = ("Tie them with `eqx.nn.Shared((encoder, decoder), where, get)`; for independent "
         "layers, build each one with its own key")
@@ -277,6 +286,31 @@ class ModuleStoredTwice(Rule):
                     self.pools = [pool, pool]
         """, "a pool holds no parameters"),
     )
+
+    @classmethod
+    def may_fire(cls, source: bytes) -> bool:
+        """A cheap first look for each shape the check reports: one name stored in two
+        fields, a field assigned from a field (or several in one tuple assignment), a
+        list multiplied, or a list or tuple literal (in a field or a Sequential) naming
+        one name twice, which Python's `ast` confirms."""
+        if not super().may_fire(source):
+            return False
+        if _FIELD_TO_FIELD.search(source) or _REPEATED_LIST.search(source):
+            return True
+        if any(count > 1 for count in Counter(_NAME_TO_FIELD.findall(source)).values()):
+            return True
+        if not _LITERAL.search(source):
+            return False
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return True
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.List, ast.Tuple)):
+                names = [e.id for e in node.elts if isinstance(e, ast.Name)]
+                if len(names) != len(set(names)):
+                    return True
+        return False
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         for info in semantics.classes.values():
