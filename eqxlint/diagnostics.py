@@ -84,19 +84,35 @@ class Diagnostics(list):  # type: ignore[type-arg]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"Diagnostics({list.__repr__(self)})"
+        # What a REPL shows for `check_model(model)`: the same table as `print` does.
+        return self.__str__()
 
     def _repr_html_(self) -> str:
-        from html import escape
-
         if not self:
             return "<p>eqxlint: no problems found.</p>"
+        cell = "<td style='text-align: left; vertical-align: top'>"
         rows = "".join(
-            f"<tr><td><a href='{escape(d.url)}'>{escape(d.code)}</a></td>"
-            f"<td><code>{escape(d.path or '')}</code></td><td>{escape(d.message)}</td>"
-            f"<td>{escape(d.hint)}</td></tr>" for d in self)
-        return ("<table><thead><tr><th>code</th><th>where</th><th>problem</th><th>fix</th>"
-                f"</tr></thead><tbody>{rows}</tbody></table>")
+            f"<tr>{cell}<a href='{_escape(d.url)}'>{_escape(d.code)}</a></td>"
+            f"{cell}<code>{_escape(d.path or '')}</code></td>{cell}{_inline_code(d.message)}</td>"
+            f"{cell}{_inline_code(d.hint)}</td></tr>" for d in self)
+        head = "".join(f"<th style='text-align: left'>{name}</th>"
+                       for name in ("code", "where", "problem", "fix"))
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _escape(text: str) -> str:
+    from html import escape
+
+    return escape(text)
+
+
+def _inline_code(text: str) -> str:
+    """Markdown-style `code` spans as HTML <code>, everything escaped."""
+    import re
+
+    parts = re.split(r"`([^`]*)`", text)
+    return "".join(f"<code>{_escape(part)}</code>" if odd else _escape(part)
+                   for odd, part in ((i % 2 == 1, part) for i, part in enumerate(parts)))
 
 
 class TrainabilityError(AssertionError):
@@ -105,8 +121,30 @@ class TrainabilityError(AssertionError):
     `.diagnostics` holds them. An AssertionError, as chex's assertions are.
     """
 
-    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+    def __init__(self, diagnostics: list[Diagnostic], subject: str = "this model") -> None:
         self.diagnostics = Diagnostics(diagnostics)
         count = len(diagnostics)
-        head = f"eqxlint found {count} problem{'s' if count != 1 else ''} with this model:"
+        head = f"eqxlint found {count} problem{'s' if count != 1 else ''} with {subject}:"
         super().__init__(f"{head}\n\n{self.diagnostics}")
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython and Jupyter: the traceback without eqxlint's own frames.
+
+        IPython honours `__tracebackhide__` for every frame but the one that raised, so
+        the raising frame is dropped here and the user's line is the last one shown.
+        """
+        import types
+
+        from IPython import get_ipython
+
+        kept = []
+        frame = self.__traceback__
+        while frame is not None:
+            if not str(frame.tb_frame.f_globals.get("__name__", "")).startswith("eqxlint"):
+                kept.append(frame)
+            frame = frame.tb_next
+        trimmed: Optional[types.TracebackType] = None
+        for frame in reversed(kept):
+            trimmed = types.TracebackType(trimmed, frame.tb_frame, frame.tb_lasti, frame.tb_lineno)
+        shell = get_ipython()
+        return shell.InteractiveTB.structured_traceback(type(self), self, trimmed)

@@ -21,6 +21,7 @@ from eqxlint.runtime import require_jax
 
 KeyMap = Union[Mapping[str, str], Callable[[str], str], None]
 IGNORED_SUFFIXES = (".num_batches_tracked",)  # PyTorch bookkeeping with no Equinox twin
+IGNORED_SUFFIXES_ALONE = ("num_batches_tracked",)  # the same, when the model is the BatchNorm
 LOAD_HINT = "Load by name: `model = eqxlint.interop.load_state_dict(model, state_dict, key_map=...)`"
 
 
@@ -45,6 +46,7 @@ class _Slot:
     leaf_index: Optional[int] = None  # position among the model's leaves
     state_index: Any = None  # the eqx.nn.StateIndex, for BatchNorm statistics
     state_position: int = 0
+    optional: bool = False  # a statistic, when no state was given
 
 
 def _shape(value: Any) -> tuple[int, ...]:
@@ -57,9 +59,14 @@ def _conv_bias_names(model: Any) -> set[str]:
     from eqxlint.runtime.tree import modules_with_names
 
     conv_types = (eqx.nn.Conv, eqx.nn.ConvTranspose)
-    return {f"{name}.bias" if name else "bias"
+    return {_join(name, "bias")
             for _, name, module in modules_with_names(model, "model")
             if isinstance(module, conv_types) and getattr(module, "bias", None) is not None}
+
+
+def _join(prefix: str, part: str) -> str:
+    """`bn` + `running_mean` -> `bn.running_mean`; a model that is itself the layer: no dot."""
+    return f"{prefix}.{part}" if prefix else part
 
 
 def _batch_norms(model: Any) -> list[tuple[str, str, Any]]:
@@ -77,11 +84,17 @@ def _batch_norm_index(module: Any) -> Any:
 
 
 def _slots(model: Any, state: Any = None) -> list[_Slot]:
+    """Every named array of the model, then its BatchNorm statistics.
+
+    Without `state`, a statistic's shape is the BatchNorm's `(input_size,)`; such slots
+    are `optional`: a checkpoint without statistics is fine.
+    Raises ValueError when two arrays would get the same name.
+    """
     import jax
 
     from eqxlint.runtime.tree import dotted_name, format_path, is_array_like
 
-    conv_biases = _conv_bias_names(model)
+    conv_biases = _conv_bias_names(model)  # walks the modules first: refuses cycles
     slots = []
     flat, _ = jax.tree_util.tree_flatten_with_path(model)
     for position, (keys, leaf) in enumerate(flat):
@@ -92,17 +105,54 @@ def _slots(model: Any, state: Any = None) -> list[_Slot]:
         torch_shape = (shape[0],) if name in conv_biases else shape
         slots.append(_Slot(name, format_path("model", keys), torch_shape, shape,
                            leaf_index=position))
-    if state is not None:
-        for path, name, module in _batch_norms(model):
-            index = _batch_norm_index(module)
-            if index is None:
-                continue
-            statistics = state.get(index)
-            for position, suffix in enumerate(("running_mean", "running_var")):
-                shape = _shape(statistics[position])
-                slots.append(_Slot(f"{name}.{suffix}", f"state[{path}].{suffix}", shape, shape,
-                                   state_index=index, state_position=position))
+    for path, name, module in _batch_norms(model):
+        index = _batch_norm_index(module)
+        if index is None:
+            continue
+        statistics = state.get(index) if state is not None else None
+        for position, suffix in enumerate(("running_mean", "running_var")):
+            shape = (_shape(statistics[position]) if statistics is not None
+                     else (int(module.input_size),))
+            slots.append(_Slot(_join(name, suffix), f"state[{path}].{suffix}", shape, shape,
+                               state_index=index, state_position=position,
+                               optional=state is None))
+    _refuse_collisions(slots)
     return slots
+
+
+def _refuse_collisions(slots: list[_Slot]) -> None:
+    """Two paths with one dotted name (`layers["a.b"]` and `layers["a"]["b"]`) cannot be told
+    apart in a state dict: refuse rather than drop one silently."""
+    paths: dict[str, list[str]] = {}
+    for slot in slots:
+        paths.setdefault(slot.name, []).append(slot.path)
+    clashes = {name: where for name, where in paths.items() if len(where) > 1}
+    if clashes:
+        lines = "; ".join(f"`{name}` would name " + " and ".join(where)
+                          for name, where in clashes.items())
+        raise ValueError(
+            f"the model's arrays do not have unique PyTorch-style names: {lines}. A dict key "
+            f"holding a dot collides with a nested dict; rename the key (e.g. `a_b`)")
+
+
+def _validate_state_dict(state_dict: Any) -> None:
+    """A mapping from string names to arrays (NumPy, JAX, PyTorch, ...), or a clear TypeError."""
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"a state dict must be a mapping from names to arrays (e.g. "
+                        f"`torch_model.state_dict()` or `safetensors.numpy.load_file(path)`), "
+                        f"not a {type(state_dict).__name__}")
+    for key, value in state_dict.items():
+        if not isinstance(key, str):
+            raise TypeError(f"state dict keys must be strings such as 'layers.0.weight', "
+                            f"got {key!r} ({type(key).__name__})")
+        shape = getattr(value, "shape", None)
+        if isinstance(shape, tuple) or (shape is not None and hasattr(shape, "__len__")):
+            continue
+        if hasattr(value, "numpy"):
+            raise TypeError(f"state_dict[{key!r}] is a {type(value).__name__} with no `.shape`: "
+                            f"call `.numpy()` on it first")
+        raise TypeError(f"state_dict[{key!r}] is a {type(value).__name__}, not an array: "
+                        f"convert it first (`np.asarray(value)`)")
 
 
 def _key_for(name: str, key_map: KeyMap) -> str:
@@ -120,16 +170,29 @@ def _problem(path: str, predicate: str, hint: str = LOAD_HINT) -> Diagnostic:
 
 
 def _compare(model: Any, state_dict: Mapping[str, Any], key_map: KeyMap,
-             state: Any) -> tuple[list[Diagnostic], dict[str, str]]:
-    """Problems, and the model-name -> state-dict-key pairing that was checked."""
+             state: Any, loading: bool = False) -> tuple[list[Diagnostic], dict[str, str]]:
+    """Problems, and the model-name -> state-dict-key pairing that was checked.
+
+    One diagnostic per problem: each missing key, each unexpected key, each wrong shape.
+    """
+    _validate_state_dict(state_dict)
     problems: list[Diagnostic] = []
     pairing: dict[str, str] = {}
     slots = _slots(model, state)
     for slot in slots:
         key = _key_for(slot.name, key_map)
         if key not in state_dict:
-            problems.append(_problem(slot.path, f"has no weight: the state dict has no key "
-                                     f"`{key}`"))
+            if not slot.optional:
+                problems.append(_problem(slot.path, f"has no weight: the state dict has no key "
+                                         f"`{key}`"))
+            continue
+        if slot.optional and loading:
+            problems.append(_problem(
+                slot.path, f"is where `{key}` belongs: a BatchNorm statistic lives in the "
+                f"model's `eqx.nn.State`, not in the model, and no `state=` was given",
+                "Load it into the state: `model, state = eqxlint.interop.load_state_dict("
+                "model, state_dict, state=state)`"))
+            pairing[slot.name] = key
             continue
         pairing[slot.name] = key
         got = _shape(state_dict[key])
@@ -145,33 +208,23 @@ def _compare(model: Any, state_dict: Mapping[str, Any], key_map: KeyMap,
             why = f"is {slot.shape} but `{key}` is {got}"
         problems.append(_problem(slot.path, why))
     used = set(pairing.values())
-    batch_norm_paths = {name: path for path, name, _ in _batch_norms(model)}
     for key in state_dict:
-        if key in used or key.endswith(IGNORED_SUFFIXES):
-            continue
-        owner, _, suffix = key.rpartition(".")
-        if suffix in ("running_mean", "running_var") and owner in batch_norm_paths \
-                and state is None:
-            problems.append(_problem(
-                f"state[{batch_norm_paths[owner]}]", f"is where `{key}` belongs: a BatchNorm statistic lives in "
-                f"the model's `eqx.nn.State`, not in the model",
-                "Load it into the state: `model, state = eqxlint.interop.load_state_dict("
-                "model, state_dict, state=state)`"))
+        if key in used or key.endswith(IGNORED_SUFFIXES) or key in IGNORED_SUFFIXES_ALONE:
             continue
         problems.append(_problem("model", f"has no array named `{key}` (a key of the state "
                                  f"dict)", "Name it in `key_map`, or drop it"))
-    arrays = len([k for k in state_dict if not k.endswith(IGNORED_SUFFIXES)])
-    if arrays != len(slots) and problems:
-        problems.append(_problem("model", f"has {len(slots)} arrays and the state dict "
-                                 f"{arrays}: pairing them by position would misplace weights"))
     return problems, pairing
 
 
-def check_state_dict(model: Any, state_dict: Mapping[str, Any], *,
+def check_state_dict(model: Any, state_dict: Mapping[str, Any], *, state: Any = None,
                      key_map: KeyMap = None) -> Diagnostics:
-    """Compare by name and shape; nothing is copied (only `.shape` is read)."""
+    """Compare by name and shape; nothing is copied (only `.shape` is read).
+
+    BatchNorm running statistics in the dict are checked against `state` when given
+    (and must then be present), else against the layer's size.
+    """
     require_jax()
-    problems, _ = _compare(model, state_dict, key_map, None)
+    problems, _ = _compare(model, state_dict, key_map, state)
     return Diagnostics(problems)
 
 
@@ -180,9 +233,18 @@ def state_dict(model: Any, state: Any = None) -> dict[str, Any]:
     require_jax()
     import jax
 
+    from eqxlint.runtime.tree import is_array_like
+
+    slots = _slots(model, state)
     leaves = jax.tree_util.tree_leaves(model)
+    if any(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in leaves if is_array_like(leaf)):
+        raise TypeError("state_dict needs a concrete model: this one is abstract "
+                        "(`eqx.filter_eval_shape`) and holds no values, only shapes. "
+                        "Fill it first: `model = load_state_dict(model, weights)`")
     named: dict[str, Any] = {}
-    for slot in _slots(model, state):
+    for slot in slots:
+        if slot.optional:
+            continue  # statistics are exported only from a given state
         if slot.leaf_index is not None:
             named[slot.name] = leaves[slot.leaf_index].reshape(slot.shape)
         else:
@@ -209,13 +271,13 @@ def load_state_dict(model: Any, state_dict: Mapping[str, Any], *, state: Any = N
     require_jax()
     import jax
 
-    problems, pairing = _compare(model, state_dict, key_map, state)
+    problems, pairing = _compare(model, state_dict, key_map, state, loading=True)
     if problems and strict:
         raise StateDictError(problems)
     leaves, treedef = jax.tree_util.tree_flatten(model)
     for slot in _slots(model, state):
         key = pairing.get(slot.name)
-        if key is None or _shape(state_dict[key]) != slot.shape:
+        if key is None or slot.optional or _shape(state_dict[key]) != slot.shape:
             continue
         if slot.leaf_index is not None:
             old = leaves[slot.leaf_index]

@@ -84,7 +84,7 @@ def test_check_state_dict_reports_every_problem_by_path_and_key() -> None:
     named["conv.weight"] = named["conv.weight"].reshape(4, 27)  # same size, other layout
     del named["bn.bias"]                                    # missing
     named["head.weight"] = np.zeros((2, 2))                 # unexpected
-    named["bn.running_mean"] = np.zeros(4)                  # belongs in the State
+    named["bn.running_mean"] = np.zeros(4)                  # a statistic of the right size
     named["bn.num_batches_tracked"] = np.zeros(())          # PyTorch bookkeeping: ignored
     found = [(d.code, d.path) for d in check_state_dict(model, named)]
     assert found == [
@@ -92,17 +92,21 @@ def test_check_state_dict_reports_every_problem_by_path_and_key() -> None:
         ("EQX401", "model.bn.bias"),
         ("EQX401", "model.fc.weight"),
         ("EQX401", "model"),
-        ("EQX401", "state[model.bn]"),
-        ("EQX401", "model"),
     ]
     messages = [d.message for d in check_state_dict(model, named)]
     assert "another layout, which a `.reshape` would scramble silently" in messages[0]
     assert "the state dict has no key `bn.bias`" in messages[1]
     assert "transposed" in messages[2]
     assert "no array named `head.weight`" in messages[3]
-    assert "belongs: a BatchNorm statistic lives in the model's `eqx.nn.State`" in messages[4]
-    assert messages[5] == ("`model` has 6 arrays and the state dict 7: pairing them by position "
-                           "would misplace weights")
+
+
+def test_loading_statistics_without_a_state_says_where_they_belong() -> None:
+    model, state = eqx.nn.make_with_state(ConvNet)(KEY)
+    with pytest.raises(StateDictError) as raised:
+        load_state_dict(model, state_dict(model, state))
+    assert [d.path for d in raised.value.diagnostics] == [
+        "state[model.bn].running_mean", "state[model.bn].running_var"]
+    assert "lives in the model's `eqx.nn.State`" in raised.value.diagnostics[0].message
 
 
 def test_check_state_dict_is_clean_on_a_matching_dict() -> None:
@@ -139,7 +143,7 @@ def test_strict_load_raises_listing_every_problem() -> None:
     with pytest.raises(StateDictError) as raised:
         load_state_dict(model, named)
     assert [d.path for d in raised.value.diagnostics] == [
-        "model.layers[0].weight", "model.layers[1].bias", "model"]
+        "model.layers[0].weight", "model.layers[1].bias"]
     partial = load_state_dict(eqx.nn.MLP(2, 3, 8, 1, key=OTHER), named, strict=False)
     assert bool(jnp.array_equal(partial.layers[1].weight, model.layers[1].weight))
     assert not bool(jnp.array_equal(partial.layers[0].weight, model.layers[0].weight))
@@ -160,3 +164,124 @@ def test_torch_tensors_if_torch_is_installed() -> None:
     tensors = {k: torch.tensor(np.asarray(v)) for k, v in state_dict(model).items()}
     assert check_state_dict(model, tensors) == []
     assert _same_arrays(load_state_dict(eqx.nn.MLP(2, 3, 8, 1, key=OTHER), tensors), model)
+
+
+# -- issue 13: no false alarms, one diagnostic per problem, clear errors --------------------
+
+
+def test_check_state_dict_is_clean_on_its_own_checkpoint_with_statistics() -> None:
+    """state_dict(model, state) names the running statistics; checking it must not object."""
+    model, state = eqx.nn.make_with_state(ConvNet)(KEY)
+    named = state_dict(model, state)
+    assert {"bn.running_mean", "bn.running_var"} <= set(named)
+    assert check_state_dict(model, named) == []
+    assert check_state_dict(model, named, state=state) == []
+    assert check_state_dict(model, state_dict(model)) == []
+
+
+def test_round_trips_with_and_without_state_are_clean() -> None:
+    model, state = eqx.nn.make_with_state(ConvNet)(KEY)
+    fresh, fresh_state = eqx.nn.make_with_state(ConvNet)(OTHER)
+    assert _same_arrays(load_state_dict(fresh, state_dict(model)), model)
+    loaded, loaded_state = load_state_dict(fresh, state_dict(model, state), state=fresh_state)
+    assert _same_arrays(loaded, model)
+    assert _same_arrays(loaded_state, state)
+
+
+def test_a_statistic_of_the_wrong_shape_is_reported_without_state() -> None:
+    model, state = eqx.nn.make_with_state(ConvNet)(KEY)
+    named = {k: np.asarray(v) for k, v in state_dict(model, state).items()}
+    named["bn.running_var"] = np.ones(5)
+    found = check_state_dict(model, named)
+    assert [(d.code, d.path) for d in found] == [("EQX401", "state[model.bn].running_var")]
+    assert "is (4,) but `bn.running_var` is (5,)" in found[0].message
+
+
+def test_a_missing_key_is_one_diagnostic() -> None:
+    model = eqx.nn.MLP(2, 3, 8, 2, key=KEY)
+    named = {k: np.asarray(v) for k, v in state_dict(model).items()}
+    del named["layers.1.bias"]
+    found = check_state_dict(model, named)
+    assert [(d.code, d.path) for d in found] == [("EQX401", "model.layers[1].bias")]
+
+
+class Branches(eqx.Module):
+    layers: dict
+
+
+def test_names_that_would_collide_are_refused_naming_both_paths() -> None:
+    model = Branches({"a.b": eqx.nn.Linear(2, 2, key=KEY),
+                      "a": {"b": eqx.nn.Linear(2, 2, key=OTHER)},
+                      "c": eqx.nn.Linear(2, 2, key=KEY)})
+    for call in (lambda: state_dict(model), lambda: check_state_dict(model, {}),
+                 lambda: load_state_dict(model, {})):
+        with pytest.raises(ValueError) as raised:
+            call()
+        text = str(raised.value)
+        assert "`layers.a.b.weight`" in text
+        assert 'model.layers["a.b"].weight' in text and 'model.layers["a"]["b"].weight' in text
+
+
+def test_a_model_that_is_a_batchnorm_names_its_statistics_as_pytorch_does() -> None:
+    norm, state = eqx.nn.make_with_state(eqx.nn.BatchNorm)(4, axis_name="batch", mode="ema")
+    assert set(state_dict(norm, state)) == {"weight", "bias", "running_mean", "running_var"}
+    torch_like = {"weight": np.ones(4), "bias": np.zeros(4), "running_mean": np.full(4, 0.5),
+                  "running_var": np.full(4, 2.0), "num_batches_tracked": np.zeros(())}
+    assert check_state_dict(norm, torch_like) == []
+    _, loaded_state = load_state_dict(norm, torch_like, state=state)
+    mean, var = loaded_state.get(norm.ema_state_index)
+    assert float(mean[0]) == 0.5 and float(var[0]) == 2.0
+
+
+class Looping(eqx.Module):
+    linear: eqx.nn.Linear
+    again: object = None
+
+
+def test_a_module_or_list_that_contains_itself_is_a_clear_error() -> None:
+    module = Looping(eqx.nn.Linear(2, 2, key=KEY))
+    object.__setattr__(module, "again", module)
+    looping_list: list = [eqx.nn.Linear(2, 2, key=KEY)]
+    looping_list.append(looping_list)
+    for model, where in ((module, "model.again"), (looping_list, "model[1]")):
+        with pytest.raises(ValueError, match="contains itself") as raised:
+            check_state_dict(model, {})
+        assert f"`{where}`" in str(raised.value)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ([[1.0, 2.0], [3.0, 4.0]], "is a list, not an array"),
+    ("weights", "is a str, not an array"),
+], ids=["list", "str"])
+def test_odd_values_in_a_state_dict_are_a_clear_type_error(value, expected) -> None:
+    model = eqx.nn.Linear(2, 2, key=KEY)
+    with pytest.raises(TypeError, match=expected) as raised:
+        check_state_dict(model, {"weight": value, "bias": np.zeros(2)})
+    assert "state_dict['weight']" in str(raised.value)
+
+
+def test_an_object_with_numpy_but_no_shape_is_told_to_convert() -> None:
+    class Tensorish:
+        def numpy(self):
+            return np.zeros((2, 2))
+
+    with pytest.raises(TypeError, match=r"call `\.numpy\(\)` on it first"):
+        check_state_dict(eqx.nn.Linear(2, 2, key=KEY), {"weight": Tensorish(), "bias": np.zeros(2)})
+
+
+def test_odd_keys_and_non_mappings_are_clear_type_errors() -> None:
+    model = eqx.nn.Linear(2, 2, key=KEY)
+    with pytest.raises(TypeError, match="keys must be strings.*got 1"):
+        check_state_dict(model, {1: np.zeros(2)})
+    with pytest.raises(TypeError, match="a mapping from names to arrays"):
+        check_state_dict(model, [np.zeros(2)])
+
+
+def test_abstract_models_are_checked_and_filled_but_not_exported() -> None:
+    concrete = eqx.nn.Linear(2, 2, key=KEY)
+    abstract = eqx.filter_eval_shape(eqx.nn.Linear, 2, 2, key=KEY)
+    named = state_dict(concrete)
+    assert check_state_dict(abstract, named) == []
+    assert _same_arrays(load_state_dict(abstract, named), concrete)
+    with pytest.raises(TypeError, match="abstract.*holds no values"):
+        state_dict(abstract)

@@ -193,13 +193,30 @@ def test_a_model_alone_is_never_eqx102() -> None:
 # -- EQX302 / EQX501 / EQX601 / EQX602 -----------------------------------------------------
 
 
-def test_eqx302_stateful_model_without_its_state() -> None:
+def test_a_stateful_model_checked_without_state_is_not_eqx302() -> None:
+    """Holding BatchNorm is normal; the caller may simply not have passed the state."""
+    model, _ = eqx.nn.make_with_state(Regressor)(KEY)
+    assert check_model(model) == []
+    assert_trainable(model)
+    assert check_model(Regressor(KEY)) == []
+
+
+def test_eqx302_a_state_made_for_another_model() -> None:
     model = Regressor(KEY)
-    assert _codes_and_paths(check_model(model)) == [("EQX302", "model.norm")]
     _, other_state = eqx.nn.make_with_state(eqx.nn.BatchNorm)(16, axis_name="batch", mode="batch")
     found = _codes_and_paths(check_model(model, state=other_state))
     assert found == [("EQX302", "model.norm.batch_counter"),
                      ("EQX302", "model.norm.batch_state_index")]
+
+
+def test_eqx302_a_state_entry_of_the_wrong_shape() -> None:
+    model, _ = eqx.nn.make_with_state(Regressor)(KEY)
+    wider = eqx.nn.BatchNorm(32, axis_name="batch", mode="batch")
+    wrong = eqx.tree_at(lambda m: m.norm, Regressor(KEY), wider)
+    _, wrong_state = eqx.nn.make_with_state(lambda: wrong)()
+    found = check_model(model, state=wrong_state)
+    assert _codes_and_paths(found) == [("EQX302", "model.norm.batch_state_index")]
+    assert "(32,)" in found[0].message and "(16,)" in found[0].message
 
 
 def test_eqx501_dropout_left_on_at_evaluation() -> None:
@@ -269,3 +286,97 @@ def test_an_abstract_model_goes_through_every_check() -> None:
     assert check_model(abstract, optim=optax.adam(1e-3), mode="eval") == []
     filtered = eqx.filter(abstract, lambda leaf: isinstance(leaf, jax.ShapeDtypeStruct))
     assert [d.code for d in check_model(filtered)] == ["EQX101", "EQX101"]
+
+
+# -- issue 13: clear errors, no silent passes, notebook display ----------------------------
+
+
+@pytest.mark.parametrize("value", [1, None, object(), "model", [1, 2]],
+                         ids=["int", "None", "object", "str", "list_of_ints"])
+def test_check_model_refuses_what_is_not_a_model(value) -> None:
+    with pytest.raises(TypeError, match="expects an Equinox module"):
+        check_model(value)
+    with pytest.raises(TypeError, match="expects an Equinox module"):
+        assert_trainable(value)
+
+
+def test_a_pytree_of_arrays_is_a_model() -> None:
+    assert check_model({"w": jnp.ones(3), "b": [jnp.zeros(2)]}) == []
+
+
+def test_eqx102_a_float_kept_by_a_filter_that_drops_only_callables() -> None:
+    class Tempered(eqx.Module):
+        mlp: eqx.nn.MLP
+        temperature: float = 0.5
+
+        def __call__(self, x):
+            return self.mlp(x) / self.temperature
+
+    model = Tempered(eqx.nn.MLP(2, 2, 4, 1, key=KEY))
+    optim = optax.adam(1e-3)
+    opt_state = optim.init(eqx.filter(model, lambda leaf: not callable(leaf)))  # passes
+    grads = eqx.filter_grad(lambda m, x: jnp.sum(m(x)))(model, jnp.ones(2))
+    with pytest.raises(Exception):  # what the user meets at the first step
+        optim.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))
+    found = check_model(model, opt_state=opt_state)
+    assert _codes_and_paths(found) == [("EQX102", "model.temperature")]
+    assert "`model.temperature` is a `float`, not a trainable array" in found[0].message
+
+
+def test_eqx601_a_nan_in_a_numpy_leaf() -> None:
+    import numpy as np
+
+    model = eqx.nn.Linear(2, 2, key=KEY)
+    loaded = eqx.tree_at(lambda m: m.bias, model, np.array([0.0, np.nan], dtype=np.float32))
+    assert _codes_and_paths(check_model(loaded)) == [("EQX601", "model.bias")]
+
+
+def test_the_plain_text_repr_is_the_table_not_a_dataclass_dump() -> None:
+    model = eqx.nn.Sequential([eqx.nn.Linear(2, 2, key=KEY), eqx.nn.Dropout(0.1)])
+    found = check_model(model, mode="eval")
+    assert repr(found) == str(found)
+    assert "Diagnostic(" not in repr(found)
+    assert repr(check_model(eqx.nn.Linear(2, 2, key=KEY))) == "eqxlint: no problems found."
+
+
+def test_the_html_table_aligns_prose_left_and_renders_code() -> None:
+    model = eqx.nn.Sequential([eqx.nn.Linear(2, 2, key=KEY), eqx.nn.Dropout(0.1)])
+    html = check_model(model, mode="eval")._repr_html_()
+    assert "`" not in html
+    assert "<code>model.layers[1]</code> is a Dropout" in html
+    assert "<code>model = eqx.nn.inference_mode(model)</code>" in html
+    assert "text-align: left" in html
+
+
+def test_in_ipython_the_traceback_ends_at_the_users_line() -> None:
+    pytest.importorskip("IPython")
+    code = ("from IPython.testing.globalipapp import start_ipython\n"
+            "ip = start_ipython()\n"
+            "ip.run_cell('import equinox as eqx, jax\\n"
+            "from eqxlint import assert_trainable\\n"
+            "m = eqx.nn.Sequential([eqx.nn.Linear(2, 2, key=jax.random.PRNGKey(0)), "
+            "eqx.nn.Dropout(0.1)])')\n"
+            "ip.run_cell('assert_trainable(m, mode=\"eval\")')\n")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               timeout=120)
+    output = completed.stdout + completed.stderr
+    assert "TrainabilityError" in output, output
+    assert "eqxlint/__init__.py" not in output and "raise TrainabilityError" not in output
+
+
+def test_check_model_on_a_module_that_contains_itself_is_a_clear_error() -> None:
+    class Looping(eqx.Module):
+        linear: eqx.nn.Linear
+        again: object = None
+
+    module = Looping(eqx.nn.Linear(2, 2, key=KEY))
+    object.__setattr__(module, "again", module)
+    with pytest.raises(ValueError, match=r"`model.again` contains itself"):
+        check_model(module)
+
+
+def test_eqx601_a_nan_in_a_bfloat16_weight() -> None:
+    model = eqx.nn.Linear(2, 2, key=KEY, dtype=jnp.bfloat16)
+    broken = eqx.tree_at(lambda m: m.weight, model, model.weight.at[0, 1].set(jnp.inf))
+    assert _codes_and_paths(check_model(broken)) == [("EQX601", "model.weight")]
+    assert check_model(model) == []

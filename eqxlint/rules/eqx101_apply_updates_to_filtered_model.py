@@ -57,7 +57,9 @@ class ApplyUpdatesToFilteredModel(Rule):
         `check_model(model)` / `assert_trainable(model)` report every module field that is
         `None` although its class does not allow `None` there (its annotation is not
         `Optional` and it has no `None` default), with its pytree path, e.g.
-        `model.layers[0].activation`.
+        `model.layers[0].activation`. `check_step(step, model, ...)` traces the step on
+        shapes and reports every leaf that is a function or a Python value in the model
+        given and None in the model returned.
     """
     real_error = "TypeError: 'NoneType' object is not callable"
     known_limits = """

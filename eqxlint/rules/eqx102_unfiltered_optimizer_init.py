@@ -61,8 +61,11 @@ class UnfilteredOptimizerInit(Rule):
         `check_model(model, opt_state=opt_state)` compares the optimizer state's
         parameter-shaped subtrees with `eqx.filter(model, eqx.is_inexact_array)`;
         `check_model(model, optim=optim)` runs `optim.init` and one `optim.update` on
-        abstract shapes (`jax.eval_shape`, no data). A model alone is never EQX102:
-        holding callables is normal.
+        abstract shapes (`jax.eval_shape`, no data). Any init filter that keeps a
+        non-trainable leaf is found (`lambda x: not callable(x)` keeps a Python float).
+        `check_step(step, model, opt_state, ...)` reports the same leaves when the
+        step's `optim.update` fails on them. A model alone is never EQX102: holding
+        callables is normal.
     """
     real_error = ("TypeError: zeros_like requires ndarray or scalar arguments, got <class "
                   "'jax._src.custom_derivatives.custom_jvp'> at position 0.")
@@ -476,7 +479,9 @@ def _abstract_init_and_update(rule: Rule, context: "RuntimeContext") -> Iterator
             f"{type(error).__name__}: {_first_line(error)}", f"Check the optimizer: `{FILTERED_INIT}`")
         return
     try:
-        jax.eval_shape(lambda g, s, p: context.optim.update(g, s, p), params, state, params)
+        # The optimizer's own function, not a new lambda: jax caches the trace by function,
+        # so checking the same optimizer again costs a cache lookup, not a trace.
+        jax.eval_shape(context.optim.update, params, state, params)
     except Exception as error:
         yield context.diagnostic(
             rule, "model", f"`optim.update(grads, opt_state, params)` fails on the model's "

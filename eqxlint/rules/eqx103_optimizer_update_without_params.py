@@ -50,8 +50,10 @@ class OptimizerUpdateWithoutParams(Rule):
         gradients' origin is not visible.
     """
     runtime = """
-        None: whether params are passed is a property of the call, not of the model
-        (`check_model(model, optim=optax.adamw(...))` on a correct model is clean).
+        `check_step(step, model, opt_state, ...)` traces the step on shapes; when an
+        optax `update` inside it fails for want of `params`, the finding names the
+        line of that call. `check_model` has no EQX103: whether params are passed is a
+        property of the call, not of the model.
     """
     real_error = ("ValueError: You are using a transformation that requires the current value "
                   "of parameters, but you are not passing `params` when calling `update`.")

@@ -42,8 +42,10 @@ class StatefulModelWithoutState(Rule):
     """
     fix_safety = "No automatic fix: where the state comes from is the author's choice."
     runtime = """
-        `check_model(model)` reports every stateful layer, by path, when no `state=` is
-        given; `check_model(model, state=state)` reports indices the state has no entry for.
+        `check_model(model, state=state)` reports each `StateIndex` of the model that the
+        given state has no entry for, or an entry of the wrong shape (a BatchNorm's
+        statistics for another width). A model checked without `state=` is not EQX302:
+        holding BatchNorm is normal, and the caller may simply not have passed the state.
     """
     real_error = "TypeError: BatchNorm.__call__() missing 1 required positional argument: 'state'"
     known_limits = """
@@ -231,30 +233,51 @@ class StatefulModelWithoutState(Rule):
     def check_runtime(self, context: "RuntimeContext") -> Iterator[Diagnostic]:
         import equinox as eqx
 
-        indices = [(path, module) for path, module in context.modules
-                   if isinstance(module, eqx.nn.StateIndex)]
-        if not indices:
-            return
         if context.state is None:
-            layers: dict[str, str] = {}
-            for path, _ in indices:
-                owner = path.rsplit(".", 1)[0]
-                owner_module = dict(context.modules).get(owner)
-                layers.setdefault(owner, type(owner_module).__name__ if owner_module else "layer")
-            for owner, kind in layers.items():
-                yield context.diagnostic(
-                    self, owner,
-                    f"is a {kind}, which keeps state in an `eqx.nn.State`, and no state was given",
-                    "Build both: `model, state = eqx.nn.make_with_state(Net)(...)`, then "
-                    "`check_model(model, state=state)` and call `model(x, state)`")
-            return
-        for path, index in indices:
+            return  # holding BatchNorm is normal; only a given state can be wrong
+        modules = dict(context.modules)
+        for path, index in context.modules:
+            if not isinstance(index, eqx.nn.StateIndex):
+                continue
             try:
-                context.state.get(index)
+                entry = context.state.get(index)
             except Exception:
                 yield context.diagnostic(
                     self, path, "has no entry in the given state: the state was made for "
                     "another model", "Rebuild it for this model: `state = eqx.nn.State(model)`")
+                continue
+            owner = modules.get(path.rsplit(".", 1)[0])
+            expected = _expected_shapes(owner, index)
+            got = _runtime_shapes(entry)
+            if expected is not None and got != expected:
+                yield context.diagnostic(
+                    self, path, f"has an entry of shape {_show(got)} in the given state, but "
+                    f"the model needs {_show(expected)}: the state was made for another model",
+                    "Rebuild it for this model: `model, state = eqx.nn.make_with_state(Net)(...)`")
+
+
+def _runtime_shapes(entry: object) -> list[tuple[int, ...]]:
+    import jax
+
+    return [tuple(getattr(leaf, "shape", ())) for leaf in jax.tree_util.tree_leaves(entry)]
+
+
+def _expected_shapes(owner: object, index: object) -> Optional[list[tuple[int, ...]]]:
+    """The shapes the model's own layer keeps under `index`, when they can be known."""
+    import equinox as eqx
+
+    if isinstance(owner, eqx.nn.BatchNorm) and any(
+            index is getattr(owner, name, None) for name in ("ema_state_index", "batch_state_index")):
+        size = (int(owner.input_size),)
+        return [size, size]
+    init = getattr(index, "init", None)
+    if init is None or type(init).__name__ == "_Sentinel":
+        return None  # make_with_state drops the initial value: nothing to compare with
+    return _runtime_shapes(init)
+
+
+def _show(shapes: list[tuple[int, ...]]) -> str:
+    return ", ".join(str(shape) for shape in shapes)
 
 
 def _stateful_layer(semantics: Semantics, value: Value, seen: Optional[set[int]] = None

@@ -50,11 +50,29 @@ class RuntimeContext:
                           fix=Fix(applicability, hint))
 
 
+def validate_model(model: Any, role: str = "check_model") -> None:
+    """A model is an eqx.Module or a pytree holding modules or arrays; anything else is a
+    TypeError, not a silent "no problems". A tree that contains itself is a ValueError."""
+    import equinox as eqx
+    import jax
+
+    from eqxlint.runtime.tree import describe, is_array_like, modules_with_paths
+
+    if isinstance(model, (eqx.Module, list, tuple, dict)):
+        modules = list(modules_with_paths(model, "model"))  # raises on a cycle
+        if modules or any(is_array_like(leaf) for leaf in jax.tree_util.tree_leaves(model)):
+            return
+    raise TypeError(f"{role} expects an Equinox module (or a pytree of modules and arrays) "
+                    f"as `model`, got {describe(model)}: pass the model itself, e.g. "
+                    f"`{role}(model)` after `model = eqx.nn.MLP(...)`")
+
+
 def check_model(model: Any, *, opt_state: Any = None, optim: Any = None, state: Any = None,
                 mode: str = "train") -> Diagnostics:
     require_jax()
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    validate_model(model)
     from eqxlint.rules import all_rules, get_rule
 
     context = RuntimeContext(model, opt_state=opt_state, optim=optim, state=state, mode=mode)

@@ -41,31 +41,35 @@ def _subtrees(node: Any) -> Iterator[Any]:
         yield from _subtrees(child)
 
 
+def _is_none(node: Any) -> bool:
+    return node is None
+
+
 def stray_leaves(model: Any, opt_state: Any) -> list[StrayLeaf]:
-    """Model leaves that have optimizer state but are not trainable arrays."""
-    model_def = jax.tree_util.tree_structure(model)
-    trainable_def = jax.tree_util.tree_structure(eqx.filter(model, is_inexact_array_like))
-    arrays_def = jax.tree_util.tree_structure(eqx.filter(model, is_array_like))
-    suspicious = {model_def, arrays_def} - {trainable_def}
-    if not suspicious:
-        return []
-    found_defs = set()
+    """Model leaves that have optimizer state but are not trainable arrays.
+
+    A per-parameter subtree of the optimizer state (Adam's `mu`) is the model filtered
+    some way: with None counted as a leaf it has the model's exact structure. Wherever
+    such a subtree holds something other than None, `init` was given that model leaf;
+    if the leaf is not a floating-point array, the first `update` fails (its gradient is
+    None there). This holds whatever filter was used: the unfiltered model,
+    `eqx.is_array`, or `lambda x: not callable(x)` keeping a Python float.
+    """
+    padded = jax.tree_util.tree_structure(model, is_leaf=_is_none)
+    model_leaves = jax.tree_util.tree_flatten_with_path(model, is_leaf=_is_none)[0]
+    stray: dict[str, StrayLeaf] = {}
     for subtree in _subtrees(opt_state):
+        if type(subtree) is not type(model):
+            continue
         try:
-            definition = jax.tree_util.tree_structure(subtree)
+            if jax.tree_util.tree_structure(subtree, is_leaf=_is_none) != padded:
+                continue
         except Exception:
             continue
-        if definition in suspicious:
-            found_defs.add(definition)
-    if not found_defs:
-        return []
-    keep_non_arrays = model_def in found_defs
-    stray = []
-    for keys, leaf in jax.tree_util.tree_flatten_with_path(model)[0]:
-        if is_inexact_array_like(leaf):
-            continue
-        if is_array_like(leaf):
-            stray.append(StrayLeaf(format_path("model", keys), leaf, True))
-        elif keep_non_arrays:
-            stray.append(StrayLeaf(format_path("model", keys), leaf, False))
-    return stray
+        slots = jax.tree_util.tree_leaves(subtree, is_leaf=_is_none)
+        for (keys, leaf), slot in zip(model_leaves, slots):
+            if slot is None or leaf is None or is_inexact_array_like(leaf):
+                continue
+            path = format_path("model", keys)
+            stray.setdefault(path, StrayLeaf(path, leaf, is_array_like(leaf)))
+    return list(stray.values())

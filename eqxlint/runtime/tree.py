@@ -72,10 +72,21 @@ def modules_with_paths(tree: Any, root: str) -> Iterator[tuple[str, eqx.Module]]
 
 
 def modules_with_names(tree: Any, root: str) -> Iterator[tuple[str, str, eqx.Module]]:
-    """(`model.layers[0]`, `layers.0`, module) for every eqx.Module inside `tree`."""
-    pending: list[tuple[str, str, Any]] = [(root, "", tree)]
+    """(`model.layers[0]`, `layers.0`, module) for every eqx.Module inside `tree`.
+
+    Raises ValueError when a module, list or dict contains itself: jax would recurse
+    forever (or overflow the stack) flattening it.
+    """
+    pending: list[tuple[str, str, Any, frozenset[int]]] = [(root, "", tree, frozenset())]
     while pending:
-        path, name, node = pending.pop()
+        path, name, node, ancestors = pending.pop()
+        if isinstance(node, (eqx.Module, list, tuple, dict)):
+            if id(node) in ancestors:
+                raise ValueError(
+                    f"`{path}` contains itself: a pytree must be a tree, and jax cannot "
+                    f"flatten a cycle. Store the inner object once, not a reference back to "
+                    f"its container")
+            ancestors = ancestors | {id(node)}
         if isinstance(node, eqx.Module):
             yield path, name, node
             children = [(f"{path}.{f.name}", _join(name, f.name), getattr(node, f.name, None))
@@ -87,7 +98,7 @@ def modules_with_names(tree: Any, root: str) -> Iterator[tuple[str, str, eqx.Mod
                         for key, item in node.items()]
         else:
             continue
-        pending.extend(reversed(children))
+        pending.extend((*child, ancestors) for child in reversed(children))
 
 
 def _join(prefix: str, part: str) -> str:
