@@ -2,7 +2,9 @@
 
 Like Ruff's: an unchanged re-run reads one small file per source file instead of
 parsing it. Each entry is written to a temporary file and renamed into place, so
-concurrent runs never see half an entry; a damaged entry is a miss.
+concurrent runs never see half an entry. A damaged entry is a miss, always: each
+entry starts with the SHA-256 of the rest, every field is checked for its type
+before a Diagnostic is built, and only a regular file is opened (never blocking).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Optional
 
 from eqxlint import __version__
 from eqxlint.diagnostics import Diagnostic, Edit, Fix, Location
+from eqxlint.files import read_source
 
 CACHE_DIR_NAME = ".eqxlint_cache"
 
@@ -39,13 +42,22 @@ class Cache:
         return os.path.join(self._folder, key[:2], key + ".json")
 
     def get(self, display: str, data: bytes) -> Optional[list[Diagnostic]]:
+        """The findings stored for this file's bytes, or None (a miss)."""
         try:
-            with open(self._entry_name(display, data), encoding="utf-8") as stream:
-                raw = stream.read()
-            if raw == "[]":
-                return []  # most files: no findings, nothing to decode
-            return [_load(item) for item in json.loads(raw)]
-        except (OSError, ValueError, KeyError, TypeError):
+            raw = read_source(self._entry_name(display, data))
+        except OSError:
+            return None
+        checksum, _, body = raw.partition(b"\n")
+        if checksum != hashlib.sha256(body).hexdigest().encode():
+            return None
+        if body == b"[]":
+            return []  # most files: no findings, nothing to decode
+        try:
+            items = json.loads(body)
+            if not isinstance(items, list):
+                return None
+            return [_load(item) for item in items]
+        except (ValueError, KeyError, TypeError, IndexError, RecursionError, _Damaged):
             return None
 
     def put(self, display: str, data: bytes, diagnostics: list[Diagnostic]) -> None:
@@ -53,10 +65,18 @@ class Cache:
         try:
             entry.parent.mkdir(parents=True, exist_ok=True)
             _ignore_in_git(self.folder.parent)
+            body = json.dumps([_dump(d) for d in diagnostics]).encode()
             handle, temporary = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                json.dump([_dump(d) for d in diagnostics], stream)
-            os.replace(temporary, entry)
+            try:
+                with os.fdopen(handle, "wb") as stream:
+                    stream.write(hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+                os.replace(temporary, entry)
+            except BaseException:
+                try:
+                    os.unlink(temporary)
+                except OSError:
+                    pass
+                raise
         except OSError:
             pass  # a cache that cannot be written is only slower
 
@@ -82,17 +102,54 @@ def _dump(d: Diagnostic) -> dict:
             "fix": fix, "cell": d.cell, "noqa_row": d.noqa_row, "source_line": d.source_line}
 
 
-def _point(value: Optional[list[int]]) -> Optional[Location]:
-    return None if value is None else Location(*value)
+class _Damaged(Exception):
+    """An entry whose fields do not have the types eqxlint wrote."""
 
 
-def _load(item: dict) -> Diagnostic:
+def _text(value: object, optional: bool = False) -> Optional[str]:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise _Damaged()
+    return value
+
+
+def _number(value: object) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Damaged()
+    return value
+
+
+def _point(value: object, optional: bool = True) -> Optional[Location]:
+    if value is None and optional:
+        return None
+    if not isinstance(value, list) or len(value) != 2 or any(
+            isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in value):
+        raise _Damaged()
+    return Location(value[0], value[1])
+
+
+def _load(item: object) -> Diagnostic:
+    if not isinstance(item, dict):
+        raise _Damaged()
     fix = None
     if item["fix"] is not None:
-        fix = Fix(item["fix"]["applicability"], item["fix"]["message"],
-                  tuple(Edit(content, Location(*start), Location(*end))
-                        for content, start, end in item["fix"]["edits"]))
-    return Diagnostic(code=item["code"], message=item["message"], hint=item["hint"],
-                      filename=item["filename"], location=_point(item["location"]),
-                      end_location=_point(item["end_location"]), fix=fix, cell=item["cell"],
-                      noqa_row=item["noqa_row"], source_line=item["source_line"])
+        raw_fix = item["fix"]
+        if not isinstance(raw_fix, dict) or raw_fix["applicability"] not in ("safe", "unsafe") \
+                or not isinstance(raw_fix["edits"], list):
+            raise _Damaged()
+        edits = []
+        for edit in raw_fix["edits"]:
+            if not isinstance(edit, list) or len(edit) != 3:
+                raise _Damaged()
+            edits.append(Edit(_text(edit[0]), _point(edit[1], False),  # type: ignore[arg-type]
+                              _point(edit[2], False)))  # type: ignore[arg-type]
+        fix = Fix(raw_fix["applicability"], _text(raw_fix["message"]), tuple(edits))  # type: ignore[arg-type]
+    return Diagnostic(code=_text(item["code"]), message=_text(item["message"]),  # type: ignore[arg-type]
+                      hint=_text(item["hint"]), filename=_text(item["filename"], True),  # type: ignore[arg-type]
+                      location=_point(item["location"]),
+                      end_location=_point(item["end_location"]), fix=fix,
+                      cell=_number(item["cell"]), noqa_row=_number(item["noqa_row"]),
+                      source_line=_text(item["source_line"], True))

@@ -20,11 +20,16 @@ class Location:
 
 @dataclass(frozen=True)
 class Edit:
-    """Replace the text between two locations with `content`."""
+    """Replace the text between two locations with `content`.
+
+    `replaces`, when known, is the exact text expected between the locations: an edit
+    is applied only where it finds that text (positions can be wrong; text cannot).
+    """
 
     content: str
     location: Location
     end_location: Location
+    replaces: Optional[str] = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

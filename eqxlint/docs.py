@@ -24,7 +24,7 @@ def _code_block(text: str) -> str:
 
 
 def _sides(rule: type[Rule]) -> str:
-    if rule.code == "EQX000":
+    if rule.code in ("EQX000", "EQX001"):
         return "engine"
     sides = (["static"] if rule.static else []) + \
         ([] if rule.runtime.strip().startswith("None") else ["runtime"])
@@ -77,14 +77,24 @@ def rule_page(rule: type[Rule]) -> str:
     parts += [
         "## Suppressing it",
         "",
-        f"`# noqa: {rule.code}` on the reported line, or `ignore = [\"{rule.code}\"]` in "
-        "`[tool.eqxlint]`." if rule.code != "EQX000" else "It cannot be suppressed.",
+        _suppressing(rule),
         "",
         f"<!-- generated from eqxlint/rules/{_module_file(rule)} by `python -m eqxlint.docs`; "
         "do not edit -->",
         "",
     ]
     return "\n".join(parts)
+
+
+def _suppressing(rule: type[Rule]) -> str:
+    if rule.code == "EQX000":
+        return "It cannot be suppressed."
+    if rule.code == "EQX001":
+        return ("`ignore = [\"EQX001\"]` or per-file-ignores in `[tool.eqxlint]`, or "
+                "`# eqxlint: noqa: EQX001` on a line of its own for the whole file.")
+    return (f"`# noqa: {rule.code}` on the reported line, `# eqxlint: noqa: {rule.code}` on a "
+            f"line of its own for the whole file, or `ignore = [\"{rule.code}\"]` in "
+            "`[tool.eqxlint]`.")
 
 
 def _module_file(rule: type[Rule]) -> str:

@@ -15,14 +15,16 @@ import io
 import os
 import re
 import sys
-import tempfile
 import tokenize
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Protocol, Sequence, \
     Union
 
 from eqxlint.diagnostics import Diagnostic, Edit, Location
+from eqxlint.files import NotARegularFile, read_source, write_source
+from eqxlint.syntax import cpython_refusal
+from eqxlint.workers import DEFAULT_FILE_TIMEOUT, lint_in_workers
 
 if TYPE_CHECKING:
     from eqxlint.cache import Cache
@@ -43,9 +45,6 @@ NOTEBOOK_SUFFIX = ".ipynb"
 CHECKED_SUFFIXES = (".py", ".pyi", NOTEBOOK_SUFFIX)
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
-_NOQA = re.compile(
-    r"#\s*noqa(?::[\s]?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?", re.IGNORECASE
-)
 
 
 @dataclass
@@ -63,6 +62,7 @@ class Settings:
     root: Path = field(default_factory=Path.cwd)
     use_prefilter: bool = True
     cache_dir: Optional[Path] = None  # None: no cache
+    file_timeout: Optional[float] = DEFAULT_FILE_TIMEOUT  # seconds per file; None: no limit
     _cache: Optional["Cache"] = field(default=None, repr=False, compare=False)
 
     @property
@@ -97,6 +97,7 @@ class FileResult:
     fixed_text: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
     internal_error: Optional[str] = None
+    fixed_codes: dict[str, int] = field(default_factory=dict)  # code -> fixes applied
 
     @property
     def changed(self) -> bool:
@@ -108,17 +109,23 @@ class FileResult:
 
 
 def discover(paths: Sequence[str], exclude: Sequence[str] = (),
-             extend_exclude: Sequence[str] = (), root: Optional[Path] = None
+             extend_exclude: Sequence[str] = (), root: Optional[Path] = None,
+             skip: Optional[Callable[[str, bool, bool], bool]] = None
              ) -> tuple[list[Path], list[Diagnostic]]:
-    """Expand paths into Python files; unreadable or missing paths become EQX000."""
+    """Expand paths into Python files; unreadable or missing paths become EQX000.
+
+    `skip(path, is_dir, given)` may leave out more (per-folder excludes, .gitignore);
+    `given` is True for a path named on the command line.
+    """
     root = root or Path.cwd()
     patterns = list(exclude) + list(extend_exclude)
     files: list[Path] = []
     problems: list[Diagnostic] = []
     seen: set[str] = set()
 
-    def excluded(path: str) -> bool:
-        return bool(patterns) and _matches_any(Path(path), patterns, root)
+    def excluded(path: str, is_dir: bool = False, given: bool = False) -> bool:
+        return (bool(patterns) and _matches_any(Path(path), patterns, root)) or (
+            skip is not None and skip(path, is_dir, given))
 
     def add(path: str) -> None:
         key = os.path.normcase(os.path.abspath(path))  # cheap: no symlink resolution
@@ -137,7 +144,7 @@ def discover(paths: Sequence[str], exclude: Sequence[str] = (),
                     d for d in dirnames
                     if d not in DEFAULT_EXCLUDES and not d.endswith(".egg-info")
                     and not os.path.isfile(os.path.join(folder, d, "pyvenv.cfg"))  # a venv
-                    and not excluded(os.path.join(folder, d))
+                    and not excluded(os.path.join(folder, d), True)
                 )
                 for name in sorted(filenames):
                     if name.endswith(CHECKED_SUFFIXES):
@@ -145,8 +152,10 @@ def discover(paths: Sequence[str], exclude: Sequence[str] = (),
                         if not excluded(candidate):
                             add(candidate)
         elif _safely(path.exists) or _safely(path.is_symlink):
-            if not excluded(raw):
+            if not excluded(raw, False, True):
                 add(raw)
+        elif _unsearchable(raw) is not None:  # e.g. inside a folder we may not enter
+            problems.append(_unreadable(display_path(path, root), _unsearchable(raw)))  # type: ignore[arg-type]
         else:
             problems.append(Diagnostic(
                 code=SYNTAX_ERROR, message="No such file or directory",
@@ -161,6 +170,17 @@ def _safely(test: Callable[[], bool]) -> bool:
         return test()
     except OSError:
         return False
+
+
+def _unsearchable(path: str) -> Optional[OSError]:
+    """The error that stops us from looking at `path`, unless it is plain absence."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as error:
+        return error
+    return None
 
 
 def _matches_any(path: Path, patterns: Sequence[str], root: Path) -> bool:
@@ -235,6 +255,9 @@ def decode(data: bytes) -> Decoded:
     except UnicodeDecodeError as error:
         row = data[: error.start].count(b"\n") + 1
         raise DecodeError(f"bytes that are not valid {encoding}: {error.reason}", row) from None
+    except (UnicodeError, ValueError, TypeError) as error:  # codecs like punycode, undefined
+        raise DecodeError(f"the declared encoding {encoding!r} cannot decode this file: "
+                          f"{error}") from None
     if "\x00" in text:
         raise DecodeError("the file contains null bytes (is it a binary file?)",
                           text[: text.index("\x00")].count("\n") + 1)
@@ -266,43 +289,27 @@ class LineIndex:
 
 
 def noqa_map(text: str) -> dict[int, Optional[set[str]]]:
-    """Row -> codes suppressed there (None: every code)."""
-    suppressed: dict[int, Optional[set[str]]] = {}
-    if "noqa" not in text.lower():
-        return suppressed
-    for row, line in enumerate(_NEWLINE.split(text), start=1):
-        if "#" not in line:
-            continue
-        match = _NOQA.search(line)
-        if match is None:
-            continue
-        codes = match.group("codes")
-        if codes is None:
-            suppressed[row] = None
-        else:
-            suppressed[row] = {c.upper() for c in re.split(r"[,\s]+", codes) if c}
-    return suppressed
+    """Row -> codes its `# noqa` suppresses (None: every code); see eqxlint.suppression."""
+    from eqxlint.suppression import parse
+
+    return {row: None if d.codes is None else {c.text for c in d.codes}
+            for row, d in parse(text, "").lines.items()}
 
 
 def suppress(diagnostics: list[Diagnostic], text: str, display: str,
-             per_file_ignores: dict[str, list[str]]) -> list[Diagnostic]:
-    """Drop findings silenced by `# noqa` on their line or by per-file-ignores."""
-    ignored: set[str] = set()
-    for pattern, codes in per_file_ignores.items():
-        if fnmatch.fnmatch(display, pattern) or fnmatch.fnmatch(Path(display).name, pattern):
-            ignored.update(code.upper() for code in codes)
-    noqa = noqa_map(text)
-    kept = []
-    for diagnostic in diagnostics:
-        if diagnostic.code != SYNTAX_ERROR:
-            if any(diagnostic.code.startswith(code) for code in ignored):
-                continue
-            if diagnostic.noqa_row in noqa:
-                codes = noqa[diagnostic.noqa_row]
-                if codes is None or diagnostic.code in codes:
-                    continue
-        kept.append(diagnostic)
-    return kept
+             per_file_ignores: dict[str, list[str]], enabled: Sequence[str] = (),
+             warnings: Optional[list[str]] = None) -> list[Diagnostic]:
+    """Drop findings silenced by `# noqa`, `# eqxlint: noqa` or per-file-ignores.
+
+    The work is eqxlint.suppression's; malformed directives are added to `warnings`.
+    """
+    from eqxlint.rules import all_codes
+    from eqxlint.suppression import apply
+
+    outcome = apply(diagnostics, text, display, per_file_ignores, enabled, all_codes())
+    if warnings is not None:
+        warnings.extend(w for w in outcome.warnings if w not in warnings)
+    return outcome.kept
 
 
 # ---------------------------------------------------------------------------
@@ -318,6 +325,20 @@ def apply_edits(text: str, edits: Iterable[Edit]) -> str:
     for start, end, content in spans:
         text = text[:start] + content + text[end:]
     return text
+
+
+def misfit(text: str, lines: LineIndex, edit: Edit) -> Optional[str]:
+    """Why `edit` does not fit `text` (None when it replaces exactly what it expects)."""
+    try:
+        start = lines.offset(edit.location.row, edit.location.column - 1)
+        end = lines.offset(edit.end_location.row, edit.end_location.column - 1)
+    except IndexError:
+        return "its position is outside the file"
+    if not 0 <= start <= end <= len(text):
+        return "its position is outside the file"
+    if edit.replaces is not None and text[start:end] != edit.replaces:
+        return f"expected {edit.replaces[:40]!r} at its position, found {text[start:end][:40]!r}"
+    return None
 
 
 def _applicable(diagnostic: Diagnostic, unsafe: bool) -> bool:
@@ -347,12 +368,15 @@ class PlainText:
 
 def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] = None,
              path: Optional[Path] = None, source: TextSource = PlainText(),
+             counts: Optional[dict[str, int]] = None,
              cells: tuple[tuple[int, int], ...] = ()
              ) -> tuple[str, int, list[Diagnostic], list[str]]:
     """Apply fixes until none is left; return (text, fixes applied, findings left, warnings).
 
-    `cells` (a notebook's cell starts) hold for the text as given, not once it is fixed.
+    `counts`, when given, gets the number of fixes applied per code. `cells` (a
+    notebook's cell starts) hold for the text as given, not once it is fixed.
     """
+    counts = counts if counts is not None else {}
     from eqxlint.parse import lint_text, parses
 
     rules = settings.rule_classes()
@@ -361,15 +385,33 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
     rejected: set[tuple[str, int, int]] = set()
     current = text
     for _ in range(MAX_FIX_PASSES):
+        noqa_warnings: list[str] = []
         diagnostics = suppress(lint_text(current, display, rules,
                                          raw if current is text else None,
                                          settings.use_prefilter, path,
                                          cells=cells if current is text else ()),
-                               current, display, settings.per_file_ignores)
+                               current, display, settings.per_file_ignores, settings.codes,
+                               noqa_warnings)
         fixable = [d for d in diagnostics if _applicable(d, settings.unsafe_fixes)
                    and _key(d) not in rejected]
         if not fixable:
-            return current, applied, diagnostics, warnings
+            return current, applied, diagnostics, noqa_warnings + warnings
+        lines = LineIndex(current)
+        fitting = []
+        for diagnostic in fixable:
+            assert diagnostic.fix is not None
+            why = next((reason for reason in (misfit(current, lines, e)
+                                              for e in diagnostic.fix.edits) if reason), None)
+            if why is None:
+                fitting.append(diagnostic)
+                continue
+            rejected.add(_key(diagnostic))
+            warnings.append(f"{display}:{diagnostic.location.row}:{diagnostic.location.column}: "  # type: ignore[union-attr]
+                            f"the {diagnostic.code} fix does not match the text it would "
+                            f"replace ({why}); left as it was")
+        fixable = fitting
+        if not fixable:
+            return current, applied, diagnostics, noqa_warnings + warnings
         chosen: list[Diagnostic] = []
         taken: list[tuple[Location, Location]] = []
         for diagnostic in fixable:
@@ -383,6 +425,8 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
         if candidate is not None and parses(candidate):
             current = candidate
             applied += len(chosen)
+            for diagnostic in chosen:
+                counts[diagnostic.code] = counts.get(diagnostic.code, 0) + 1
             continue
         # One of them breaks the file: keep the ones that do not, one at a time.
         for diagnostic in chosen:
@@ -390,16 +434,19 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
             if single is not None and parses(single):
                 current = single
                 applied += 1
+                counts[diagnostic.code] = counts.get(diagnostic.code, 0) + 1
                 break
             rejected.add(_key(diagnostic))
             why = "would not re-parse" if single is not None else \
                 "reaches across cells or into IPython syntax"
             warnings.append(f"{source.where(current, display, diagnostic)}: "
                             f"the {diagnostic.code} fix {why}; left as it was")
+    noqa_warnings = []
     diagnostics = suppress(lint_text(current, display, rules, None,
                                      settings.use_prefilter, path),
-                           current, display, settings.per_file_ignores)
-    return current, applied, diagnostics, warnings
+                           current, display, settings.per_file_ignores, settings.codes,
+                           noqa_warnings)
+    return current, applied, diagnostics, noqa_warnings + warnings
 
 
 def _key(diagnostic: Diagnostic) -> tuple[str, int, int]:
@@ -411,29 +458,6 @@ def _overlaps(a: tuple[Location, Location], b: tuple[Location, Location]) -> boo
     return not (a[1] <= b[0] or b[1] <= a[0])
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder and rename it into place."""
-    folder = path.parent
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".eqxlint-tmp",
-                                         dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        try:
-            os.chmod(temporary, os.stat(path).st_mode & 0o7777)
-        except OSError:
-            pass
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-
-
 def unified_diff(before: str, after: str, display: str) -> str:
     """What a fix changes; for a notebook, in its code cells (as Ruff shows it), not its JSON."""
     if display.endswith(NOTEBOOK_SUFFIX):
@@ -441,8 +465,14 @@ def unified_diff(before: str, after: str, display: str) -> str:
 
         return cell_diff(before, after, display)
     return "".join(difflib.unified_diff(
-        before.splitlines(keepends=True), after.splitlines(keepends=True),
+        _lines_with_ends(before), _lines_with_ends(after),
         fromfile=f"a/{display}", tofile=f"b/{display}"))
+
+
+def _lines_with_ends(text: str) -> list[str]:
+    """Lines as Python ends them (not at \x0c or U+2028, as str.splitlines does)."""
+    starts = LineIndex(text).starts
+    return [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)]) if a < b]
 
 
 # ---------------------------------------------------------------------------
@@ -456,6 +486,8 @@ def lint_bytes(data: bytes, display: str, settings: Settings, path: Optional[Pat
     `path` is where the file lives (default: `display` below the settings' root): the
     project's own imports are resolved from there.
     """
+    from eqxlint.parse import NotAnalysed
+
     result = FileResult(display)
     path = path if path is not None else settings.root / display
     try:
@@ -485,12 +517,17 @@ def lint_bytes(data: bytes, display: str, settings: Settings, path: Optional[Pat
         from eqxlint.notebook import Notebook
 
         notebook = Notebook.script(text)
+    # The pre-filter reads the code as UTF-8 bytes, not those of another encoding.
+    raw = data if decoded.encoding in ("utf-8", "utf-8-sig") else None
     try:
-        if notebook is not None:
+        refusal = None if notebook is not None else cpython_refusal(text, display)
+        if refusal is not None:
+            result.diagnostics = [refusal]
+        elif notebook is not None:
             _lint_notebook(result, notebook, settings, path)
         elif settings.fix:
-            new_text, applied, remaining, warnings = fix_text(text, display, settings, data,
-                                                              path)
+            new_text, applied, remaining, warnings = fix_text(text, display, settings, raw,
+                                                              path, counts=result.fixed_codes)
             result.fixed = applied
             result.diagnostics = remaining
             result.warnings = warnings
@@ -498,9 +535,14 @@ def lint_bytes(data: bytes, display: str, settings: Settings, path: Optional[Pat
         else:
             from eqxlint.parse import lint_text
 
-            diagnostics = lint_text(text, display, settings.rule_classes(), data,
+            diagnostics = lint_text(text, display, settings.rule_classes(), raw,
                                     settings.use_prefilter, path)
-            result.diagnostics = suppress(diagnostics, text, display, settings.per_file_ignores)
+            result.diagnostics = suppress(diagnostics, text, display, settings.per_file_ignores,
+                                          settings.codes, result.warnings)
+    except NotAnalysed as error:  # valid Python that libcst cannot parse: say so, not EQX000
+        result.warnings.append(f"{display}: {error}")
+        result.diagnostics, result.fixed, result.fixed_text = [], 0, None
+        return result
     except Exception as error:  # a bug in eqxlint: say so, keep going, write nothing
         result.internal_error = f"{display}: internal error: {type(error).__name__}: {error}"
         result.fixed_text = None
@@ -530,6 +572,7 @@ def _lint_notebook(result: FileResult, notebook: "Notebook", settings: Settings,
     if fixing:
         new_text, applied, remaining, warnings = fix_text(notebook.text, display, settings,
                                                           None, path, source=notebook,
+                                                          counts=result.fixed_codes,
                                                           cells=notebook.cell_starts())
         result.warnings.extend(warnings)
         try:
@@ -545,13 +588,16 @@ def _lint_notebook(result: FileResult, notebook: "Notebook", settings: Settings,
     diagnostics = lint_text(notebook.text, display, settings.rule_classes(), None,
                             settings.use_prefilter, path, cells=notebook.cell_starts())
     result.diagnostics = [notebook.place(d) for d in suppress(
-        diagnostics, notebook.text, display, settings.per_file_ignores)]
+        diagnostics, notebook.text, display, settings.per_file_ignores, settings.codes,
+        result.warnings)]
 
 
 def lint_path(path: Path, display: str, settings: Settings, write: bool) -> FileResult:
     """Read, lint, fix and (if `write`) save one file; store its findings in the cache."""
     try:
-        data = path.read_bytes()
+        data = read_source(path)
+    except NotARegularFile as error:
+        return FileResult(display, warnings=[f"{display}: {error}"])
     except OSError as error:
         result = FileResult(display)
         result.diagnostics.append(_unreadable(display, error))
@@ -564,11 +610,19 @@ def lint_path(path: Path, display: str, settings: Settings, write: bool) -> File
             and result.fixed_text is not None:
         try:
             encoding = decode(data).encoding
-            write_atomically(path, encode(result.fixed_text, encoding))
+            write_source(path, encode(result.fixed_text, encoding))
         except (OSError, UnicodeEncodeError, ValueError) as error:
-            result.warnings.append(f"{display}: could not write the fixes: {error}")
-            result.fixed = 0
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            result.warnings.append(f"{display}: could not write the fixes: {reason}")
+            # Nothing was fixed: the findings are those of the file as it is.
+            unfixed = lint_bytes(data, display, replace(settings, fix=False, _cache=None), path)
+            result.diagnostics, result.fixed, result.fixed_text = unfixed.diagnostics, 0, None
     return result
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace a file's contents safely (kept for callers of the old name)."""
+    write_source(path, data)
 
 
 def cache_key_data(path: Path, data: bytes) -> bytes:
@@ -580,14 +634,17 @@ def cache_key_data(path: Path, data: bytes) -> bytes:
 
 def lint_paths(files: Sequence[Path], settings: Settings, write: bool, jobs: int
                ) -> Iterator[FileResult]:
-    """Lint many files: cache hits here, the rest in parallel processes when there are many."""
+    """Lint many files: cache hits here, the rest in watched worker processes."""
     displays = [display_path(path, settings.root) for path in files]
     cache = settings.cache()
     if cache is not None:
         misses = []
         for path, display in zip(files, displays):
             try:
-                cached = cache.get(display, cache_key_data(path, path.read_bytes()))
+                cached = cache.get(display, cache_key_data(path, read_source(path)))
+            except NotARegularFile as error:
+                yield FileResult(display, warnings=[f"{display}: {error}"])
+                continue
             except OSError:
                 cached = None
             if cached is None:
@@ -595,24 +652,17 @@ def lint_paths(files: Sequence[Path], settings: Settings, write: bool, jobs: int
             else:
                 yield FileResult(display, diagnostics=cached)
         files, displays = [m[0] for m in misses], [m[1] for m in misses]
-    if jobs <= 1 or len(files) < 4:
-        for path, display in zip(files, displays):
-            yield lint_path(path, display, settings, write)
+    if not files:
         return
     import multiprocessing
     import threading
-    from concurrent.futures import ProcessPoolExecutor
 
     # fork is cheapest, but unsafe in a process with threads (JAX starts some when
     # eqxlint is driven from Python beside it): then start clean interpreters.
     threaded = threading.active_count() > 1 or "jax" in sys.modules
     method = "spawn" if threaded or "fork" not in multiprocessing.get_all_start_methods() \
         else "fork"
-    chunk = max(1, min(32, len(files) // (jobs * 8)))
-    with ProcessPoolExecutor(max_workers=min(jobs, len(files)),
-                             mp_context=multiprocessing.get_context(method)) as pool:
-        yield from pool.map(lint_path, files, displays, [settings] * len(files),
-                            [write] * len(files), chunksize=chunk)
+    yield from lint_in_workers(files, displays, settings, write, jobs, method)
 
 
 def default_jobs() -> int:
@@ -620,3 +670,21 @@ def default_jobs() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def lint_source(text: str, display: str, settings: Settings, path: Optional[Path] = None
+                ) -> FileResult:
+    """Lint (and fix, if asked) a text as if it were the file `display`: an editor's buffer.
+
+    The text is linted as the bytes the file would hold once saved (UTF-8, or the
+    encoding its coding cookie declares), so every finding is the one the CLI gives.
+    `path` is where the file lives, as for lint_bytes.
+    """
+    data = text.encode("utf-8", "surrogatepass")
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        if codecs.lookup(encoding).name != "utf-8":
+            data = text.encode(encoding)
+    except (SyntaxError, LookupError, UnicodeEncodeError):
+        pass  # lint_bytes says what is wrong with these bytes, as for the saved file
+    return lint_bytes(data, display, settings, path)

@@ -14,13 +14,50 @@ from typing import TYPE_CHECKING, Optional, Sequence
 import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic, Edit, Fix, Location
-from eqxlint.linter import SYNTAX_ERROR, LineIndex
-from eqxlint.rules.base import Finding, Rule
+from eqxlint.linter import LineIndex
+from eqxlint.rules.base import Finding, Rule, prefilter_view
 from eqxlint.semantics import Semantics
 from eqxlint.semantics.project import ProjectIndex, shared_index
+from eqxlint.syntax import SYNTAX_ERROR, cpython_refusal
 
 if TYPE_CHECKING:
     from libcst.metadata import CodeRange
+
+# libcst's memory and time grow fast with size (a 5 MB one-line list took 6.8 GB and
+# minutes): a bigger file is syntax-checked by CPython but not analysed.
+MAX_ANALYSED_CHARACTERS = 4_000_000
+
+
+class NotAnalysed(Exception):
+    """Valid Python (CPython compiles it) that libcst cannot parse: eqxlint's limit,
+    not the user's mistake. The message says why, for a warning."""
+
+
+def parse_or_explain(text: str, display: str) -> "cst.Module | Diagnostic":
+    """libcst's tree of `text`; EQX000 (CPython's words and position) when the text is
+    not Python; NotAnalysed when it is Python that libcst cannot parse."""
+    if len(text) > MAX_ANALYSED_CHARACTERS:
+        return Diagnostic(
+            code=SYNTAX_ERROR, filename=display, location=Location(1, 1),
+            end_location=Location(1, 1),
+            message=f"not analysed: {len(text):,} characters, more than the "
+                    f"{MAX_ANALYSED_CHARACTERS:,} eqxlint gives libcst",
+            hint="Exclude this file (generated code?) or split it")
+    try:
+        return cst.parse_module(text)
+    except cst.ParserSyntaxError as error:
+        reason = f"libcst's parser stops at {error.raw_line}:{error.raw_column + 1}: " + (
+            error.message.strip().splitlines() or ["invalid syntax"])[0]
+    except (RecursionError, MemoryError) as error:
+        reason = f"libcst gave up ({type(error).__name__})"
+    except Exception as error:  # libcst raises a few other types on odd input
+        reason = f"libcst failed: {type(error).__name__}: {error}"
+    refusal = cpython_refusal(text, display)
+    if refusal is not None:
+        return refusal
+    raise NotAnalysed(f"eqxlint could not analyse this file: {reason} (CPython accepts the "
+                      f"file; this is a limit of libcst, not a mistake in the code)")
+
 
 # Only for benchmarks/compare.py, which reports what the project index costs.
 _WITHOUT_PROJECT_INDEX = os.environ.get("EQXLINT_NO_PROJECT_INDEX") == "1"
@@ -36,22 +73,13 @@ def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
     are resolved from there, through `project` (the process's shared index by default).
     `cells`: for a notebook's joined text, where each code cell begins (row, cell number).
     """
-    data = raw if raw is not None else text.encode("utf-8", "surrogatepass")
+    data = prefilter_view(raw if raw is not None else text.encode("utf-8", "surrogatepass"))
     active = [rule for rule in rules if rule.static and (not use_prefilter or rule.may_fire(data))]
     if not active:
         return []
-    try:
-        module = cst.parse_module(text)
-    except cst.ParserSyntaxError as error:
-        return [_syntax_error(display, error.raw_line, error.raw_column, error.message, text)]
-    except (RecursionError, MemoryError):
-        return [Diagnostic(code=SYNTAX_ERROR, message="too deeply nested to parse",
-                           hint="Simplify the expression", filename=display,
-                           location=Location(1, 1), end_location=Location(1, 1))]
-    except Exception as error:  # libcst raises a few other types on odd input
-        return [Diagnostic(code=SYNTAX_ERROR, message=f"could not parse: {error}",
-                           hint="Check that this is a Python file", filename=display,
-                           location=Location(1, 1), end_location=Location(1, 1))]
+    module = parse_or_explain(text, display)
+    if isinstance(module, Diagnostic):
+        return [module]
     semantics = Semantics.of(module, path, (project or shared_index())
                              if path and not _WITHOUT_PROJECT_INDEX else None, cells)
     findings: list[tuple[type[Rule], Finding]] = []
@@ -73,7 +101,8 @@ def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
                 edits.append(Edit(
                     content=module.code_for_node(_without_outer_parens(old, new)),
                     location=Location(span.start.line, span.start.column + 1),
-                    end_location=Location(span.end.line, span.end.column + 1)))
+                    end_location=Location(span.end.line, span.end.column + 1),
+                    replaces=module.code_for_node(_without_own_parens(old))))
             fix = Fix(rule.fix_applicability, finding.fix_message or finding.hint, tuple(edits))
         diagnostics.append(Diagnostic(
             code=rule.code, message=finding.message, hint=finding.hint, filename=display,
@@ -143,6 +172,13 @@ def _positions_of_module(module: cst.Module) -> _Placed:
     return placed
 
 
+def _without_own_parens(node: cst.CSTNode) -> cst.CSTNode:
+    """The node as its position spans it: without its own parentheses."""
+    if getattr(node, "lpar", None) or getattr(node, "rpar", None):
+        return node.with_changes(lpar=[], rpar=[])
+    return node
+
+
 def _without_outer_parens(old: cst.CSTNode, new: cst.CSTNode) -> cst.CSTNode:
     """libcst's positions exclude a node's own parentheses: so must its replacement."""
     old_lpar, new_lpar = getattr(old, "lpar", ()), getattr(new, "lpar", ())
@@ -151,16 +187,6 @@ def _without_outer_parens(old: cst.CSTNode, new: cst.CSTNode) -> cst.CSTNode:
     count = min(len(old_lpar), len(new_lpar))
     new_rpar = list(getattr(new, "rpar", ()))
     return new.with_changes(lpar=list(new_lpar)[count:], rpar=new_rpar[:len(new_rpar) - count])
-
-
-def _syntax_error(display: str, line: int, column: int, message: str, text: str) -> Diagnostic:
-    lines = LineIndex(text)
-    line = max(1, min(line, len(lines.starts)))
-    first = message.strip().splitlines()[0] if message.strip() else "invalid syntax"
-    return Diagnostic(code=SYNTAX_ERROR, message=f"SyntaxError: {first}",
-                      hint="Fix the syntax; this file was not checked", filename=display,
-                      location=Location(line, column + 1), end_location=Location(line, column + 1),
-                      noqa_row=line, source_line=lines.line_text(line))
 
 
 def parses(text: str) -> bool:

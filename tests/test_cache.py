@@ -94,3 +94,44 @@ def test_a_cached_run_does_not_import_libcst(project: Path) -> None:
     completed = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True,
                                text=True, timeout=120)
     assert "LIBCST False" in completed.stdout, completed.stdout + completed.stderr
+
+
+def _damage_every_entry(project: Path, body: bytes, checksum: bool) -> None:
+    import hashlib
+
+    for entry in _entries(project):
+        prefix = hashlib.sha256(body).hexdigest().encode() + b"\n" if checksum else b""
+        entry.write_bytes(prefix + body)
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 100_000 + b"]" * 100_000,  # deeply nested: RecursionError in json
+    b"{}",  # not a list: must not read as "no findings"
+    b"[]",  # a valid-looking empty list, without the right checksum
+    b'[{"code": 1, "message": [], "hint": null, "filename": 2, "location": "x", '
+    b'"end_location": [1], "fix": {"edits": 3}, "cell": "a", "noqa_row": [], '
+    b'"source_line": 4}]',  # every field of the wrong type
+    b'[{"code": "EQX101"',  # truncated
+])
+def test_damaged_entries_are_misses(project: Path, body: bytes) -> None:
+    """Whatever an entry holds, the answers are the cold ones, in every format; with a
+    right checksum too, except for `[]`, which is a true entry for a clean file."""
+    cold = _json(project)
+    for checksum in (False, True) if body != b"[]" else (False,):
+        _damage_every_entry(project, body, checksum)
+        assert _json(project) == cold
+        _damage_every_entry(project, body, checksum)
+        for output_format in ("full", "sarif"):
+            result = run_cli(".", "--output-format", output_format, cwd=project)
+            assert result.exit_code == 1 and "Traceback" not in result.output
+
+
+def test_a_fifo_in_place_of_an_entry_is_a_miss(project: Path) -> None:
+    import os
+
+    cold = _json(project)
+    for entry in _entries(project):
+        entry.unlink()
+        os.mkfifo(entry)
+    completed = run_subprocess(".", "--output-format", "json", cwd=project)
+    assert json.loads(completed.stdout) == cold

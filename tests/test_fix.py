@@ -183,11 +183,13 @@ def test_a_failed_write_is_a_warning_and_the_file_is_untouched(tmp_path: Path,
     def fail(path, data):
         raise OSError("read-only file system")
 
-    monkeypatch.setattr(linter, "write_atomically", fail)
+    monkeypatch.setattr(linter, "write_source", fail)
     target = tmp_path / "train.py"
     target.write_text(BUGGY)
-    result = run_cli("--fix", "train.py", cwd=tmp_path)
-    assert "could not write the fixes: read-only file system" in result.output
+    result = linter.lint_path(target, "train.py", Settings(rules=list(all_rules()), fix=True),
+                              write=True)
+    assert result.warnings == ["train.py: could not write the fixes: read-only file system"]
+    assert [d.code for d in result.diagnostics] == ["EQX101"] and result.fixed == 0
     assert target.read_text() == BUGGY
 
 
@@ -203,3 +205,127 @@ def test_every_rule_fix_is_idempotent_on_the_examples() -> None:
             cst.parse_module(once)
             twice, applied, _, _ = fix_text(once, "x.py", settings)
             assert twice == once and applied == 0, (rule.code, example.note)
+
+
+# ---------------------------------------------------------------------------
+# Writing fixes back: what the file is survives (issue 10)
+
+
+def test_fix_on_a_symlink_writes_the_target_and_keeps_the_link(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "train.py").write_text(BUGGY)
+    (tmp_path / "link.py").symlink_to(real / "train.py")
+    result = run_cli("--fix", "link.py", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "link.py").is_symlink()
+    assert os.readlink(tmp_path / "link.py") == str(real / "train.py")
+    assert (real / "train.py").read_text() == FIXED
+    assert sorted(os.listdir(tmp_path)) == ["link.py", "real"]
+    assert sorted(os.listdir(real)) == ["train.py"]
+
+
+def test_fix_keeps_hard_links(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text(BUGGY)
+    os.link(tmp_path / "train.py", tmp_path / "twin.py")
+    inode = (tmp_path / "train.py").stat().st_ino
+    result = run_cli("--fix", "train.py", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "train.py").stat().st_ino == inode
+    assert (tmp_path / "twin.py").read_text() == FIXED
+    assert (tmp_path / "train.py").stat().st_nlink == 2
+
+
+def test_fix_keeps_owner_group_and_mode(tmp_path: Path) -> None:
+    import pwd
+
+    if os.geteuid() != 0:
+        pytest.skip("only root can give a file to another owner")
+    nobody = pwd.getpwnam("nobody")
+    target = tmp_path / "train.py"
+    target.write_text(BUGGY)
+    os.chown(target, nobody.pw_uid, nobody.pw_gid)
+    target.chmod(0o640)
+    run_cli("--fix", "train.py", cwd=tmp_path)
+    status = target.stat()
+    assert target.read_text() == FIXED
+    assert (status.st_uid, status.st_gid) == (nobody.pw_uid, nobody.pw_gid)
+    assert status.st_mode & 0o7777 == 0o640
+
+
+def test_fix_as_another_user_keeps_the_owner_by_writing_in_place(tmp_path: Path) -> None:
+    """A user who may write a file but not chown it: the inode (and its owner) stay."""
+    from eqxlint.files import write_source
+
+    target = tmp_path / "train.py"
+    target.write_text(BUGGY)
+    inode = target.stat().st_ino
+    import eqxlint.files as files
+
+    def refuse(*args: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    original = os.fchown
+    try:
+        files.os.fchown = refuse  # type: ignore[attr-defined]
+        if os.geteuid() == 0:
+            os.chown(target, 65534, 65534)  # owned by someone else, as for a non-root user
+        write_source(target, FIXED.encode())
+    finally:
+        files.os.fchown = original  # type: ignore[attr-defined]
+    assert target.read_text() == FIXED and target.stat().st_ino == inode
+    assert sorted(os.listdir(tmp_path)) == ["train.py"]
+
+
+def test_fix_that_cannot_be_written_still_reports_the_findings(tmp_path: Path) -> None:
+    """A read-only folder, as a real unprivileged user: findings stay, exit 1."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    if os.geteuid() == 0 and shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv")
+    folder = Path(tempfile.mkdtemp(prefix="eqxlint-test-", dir="/tmp"))
+    try:
+        target = folder / "train.py"
+        target.write_text(BUGGY)
+        prefix: list[str] = []
+        if os.geteuid() == 0:
+            os.chown(target, 65534, 65534)
+            os.chown(folder, 65534, 65534)
+            prefix = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+        folder.chmod(0o555)
+        completed = subprocess.run(
+            [*prefix, sys.executable, "-m", "eqxlint", "--fix", "--no-cache", "train.py"],
+            cwd=folder, capture_output=True, text=True, timeout=120)
+        output = completed.stdout + completed.stderr
+        assert completed.returncode == 1, output
+        assert "could not write the fixes: Permission denied" in completed.stderr
+        assert "train.py:6:13: EQX101" in completed.stdout
+        assert "All checks passed!" not in output
+        assert target.read_text() == BUGGY
+        assert sorted(os.listdir(folder)) == ["train.py"]
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_form_feed_at_line_start_never_misplaces_a_fix(tmp_path: Path) -> None:
+    """libcst's columns are one short after a leading \\x0c: the edit's text check stops it."""
+    source = ("import equinox as eqx\n"
+              "\x0cstate, model = eqx.nn.make_with_state(Net)(key)\n"
+              "state, model = eqx.nn.make_with_state(Net)(key)\n")
+    code, after, output = _fix(tmp_path, source.encode())
+    expected = source.replace("\nstate, model", "\nmodel, state")
+    assert after.decode() == expected  # the clean line fixed, the form-feed line untouched
+    compile(after, "train.py", "exec")
+    assert "the EQX301 fix does not match the text it would replace" in output
+    assert "EQX301" in output  # the unfixed finding is still reported
+
+
+def test_diff_splits_lines_as_python_does(tmp_path: Path) -> None:
+    source = "import equinox as eqx\n\x0cx = 1\nstate, model = eqx.nn.make_with_state(Net)(key)\n"
+    (tmp_path / "train.py").write_text(source)
+    result = run_cli("--diff", "train.py", cwd=tmp_path)
+    assert " \x0cx = 1\n-state, model = eqx" in result.output

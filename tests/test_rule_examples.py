@@ -105,3 +105,59 @@ def test_the_prefilter_never_changes_the_findings() -> None:
         data = source.encode("utf-8")
         assert lint_bytes(data, "x.py", SETTINGS).diagnostics == \
             lint_bytes(data, "x.py", without).diagnostics, source
+
+
+def _whitespace_forms(source: str) -> list[str]:
+    """The same code with other line endings, and form feeds (legal whitespace)."""
+    lines = source.split("\n")
+    forms = [
+        source.replace("\n", "\r"),
+        source.replace("\n", "\r\n"),
+        "\n".join("\x0c" + line if line.strip() else line for line in lines),
+        "\r".join("\x0c" + line if line.strip() else line for line in lines),
+    ]
+    valid = []
+    for form in forms:
+        try:
+            compile(form, "x.py", "exec")
+        except SyntaxError:
+            continue
+        valid.append(form)
+    return valid
+
+
+def test_the_prefilter_never_changes_the_findings_whatever_the_whitespace() -> None:
+    """`\\r` line endings and form feeds: still no finding lost."""
+    from conftest import REPO
+
+    sources = _every_example_source() + [
+        path.read_text() for path in sorted((REPO / "examples").glob("*.py"))]
+    without = Settings(rules=ALL, use_prefilter=False)
+    checked = 0
+    for source in sources:
+        for form in _whitespace_forms(source):
+            data = form.encode("utf-8")
+            assert lint_bytes(data, "x.py", SETTINGS).diagnostics == \
+                lint_bytes(data, "x.py", without).diagnostics, form
+            checked += 1
+    assert checked > 3 * len(sources)
+
+
+def test_a_trigger_is_code_however_it_is_spaced() -> None:
+    """The engine's needle test: whitespace, continuations and comments between tokens."""
+    from eqxlint.rules.base import trigger_matches
+
+    for spelled in (b"opt.init(p)", b"opt . init (p)", b"opt.\\\n    init(p)",
+                    b"(opt  # the optimizer\n .init(p))", b"opt.init\t(p)"):
+        assert trigger_matches(b".init(", spelled), spelled
+    for spelled in (b"x in y", b"x\tin\ty", b"x in\\\r y", b"'a'in'abc'", b"(x\x0cin y)"):
+        assert trigger_matches(b" in ", spelled), spelled
+    for spelled in (b"for\tx in y", b"for(a, b) in y"):
+        assert trigger_matches(b"for ", spelled), spelled
+    for absent in (b"opt.initialise(p)", b"x = int(y)", b"opt.init_state(p)"):
+        assert not trigger_matches(b".init(", absent), absent
+    for absent in (b"print(x)\nx = int(y)\n", b"inside = 1", b"x = min(y)"):
+        assert not trigger_matches(b" in ", absent), absent
+    assert not trigger_matches(b"for ", b"format = 1")
+    # One way to match a comment: a line of 5,000 `#` after a dot is no backtracking trap.
+    assert not trigger_matches(b".init(", b"x.  " + b"#" * 5000 + b"\ny = 1\n")

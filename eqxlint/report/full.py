@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 from eqxlint.diagnostics import Diagnostic
 from eqxlint.report.concise import line
+from eqxlint.report.options import DEFAULT, ReportOptions, paint
 
 
-def _snippet(diagnostic: Diagnostic) -> list[str]:
+def _snippet(diagnostic: Diagnostic, options: ReportOptions = DEFAULT) -> list[str]:
     if diagnostic.source_line is None or diagnostic.location is None:
         return []
     row = diagnostic.location.row
@@ -20,21 +21,24 @@ def _snippet(diagnostic: Diagnostic) -> list[str]:
         width = max(1, end_location.column - diagnostic.location.column)
     else:
         width = max(1, len(source.rstrip()) - start)
+    bar = paint("|", options, fg="blue", bold=True)
+    carets = paint(f"{'^' * width} {diagnostic.code}", options, fg="red", bold=True)
     return [
-        f"{gutter} |",
-        f"{row} | {source}",
-        f"{gutter} | {' ' * start}{'^' * width} {diagnostic.code}",
-        f"{gutter} |",
+        f"{gutter} {bar}",
+        f"{paint(str(row), options, fg='blue', bold=True)} {bar} {source}",
+        f"{gutter} {bar} {' ' * start}{carets}",
+        f"{gutter} {bar}",
     ]
 
 
-def render_one(diagnostic: Diagnostic) -> str:
-    lines = [line(diagnostic), *_snippet(diagnostic)]
+def render_one(diagnostic: Diagnostic, options: Optional[ReportOptions] = None) -> str:
+    options = options or DEFAULT
+    lines = [line(diagnostic, options), *_snippet(diagnostic, options)]
     if diagnostic.hint:
         pad = " " * (len(str(diagnostic.location.row)) if diagnostic.location else 1)
-        lines.append(f"{pad} = help: {diagnostic.hint}")
+        lines.append(f"{pad} {paint('= help', options, fg='cyan', bold=True)}: {diagnostic.hint}")
     return "\n".join(lines) + "\n"
 
 
-def render(diagnostics: Sequence[Diagnostic]) -> str:
-    return "\n".join(render_one(d) for d in diagnostics)
+def render(diagnostics: Sequence[Diagnostic], options: Optional[ReportOptions] = None) -> str:
+    return "\n".join(render_one(d, options) for d in diagnostics)

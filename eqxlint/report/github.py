@@ -16,7 +16,7 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def render(diagnostics: Sequence[Diagnostic]) -> str:
+def render(diagnostics: Sequence[Diagnostic], options: object = None) -> str:
     out = []
     for d in diagnostics:
         start = d.location or Location(1, 1)

@@ -12,6 +12,12 @@ def _location(location: Location | None) -> dict[str, int] | None:
     return None if location is None else {"row": location.row, "column": location.column}
 
 
+def _names() -> dict[str, str]:
+    from eqxlint.rules import rule_names
+
+    return rule_names()
+
+
 def to_dict(diagnostic: Diagnostic) -> dict[str, Any]:
     fix = None
     if diagnostic.fix is not None:
@@ -30,10 +36,12 @@ def to_dict(diagnostic: Diagnostic) -> dict[str, Any]:
         "help": diagnostic.hint or None,
         "location": _location(diagnostic.location),
         "message": diagnostic.message,
+        "name": _names().get(diagnostic.code),
         "noqa_row": diagnostic.noqa_row,
+        "severity": "error",
         "url": diagnostic.url,
     }
 
 
-def render(diagnostics: Sequence[Diagnostic]) -> str:
+def render(diagnostics: Sequence[Diagnostic], options: object = None) -> str:
     return json.dumps([to_dict(d) for d in diagnostics], indent=2) + "\n"

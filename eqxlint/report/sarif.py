@@ -51,7 +51,7 @@ def _result(d: Diagnostic, index: dict[str, int]) -> dict[str, Any]:
     return result
 
 
-def render(diagnostics: Sequence[Diagnostic]) -> str:
+def render(diagnostics: Sequence[Diagnostic], options: object = None) -> str:
     from eqxlint.rules import all_rules
 
     rules = list(all_rules())

@@ -16,6 +16,10 @@ from typing import TYPE_CHECKING, Optional
 if TYPE_CHECKING:
     from eqxlint.rules.base import Rule
 
+# Rules left out when no selection is given (each has `default_enabled = False`);
+# kept here so that selecting rules imports none of them.
+OFF_BY_DEFAULT = frozenset({"EQX001"})
+
 _RULE_MODULE = re.compile(r"^eqx(\d{3})_[a-z0-9_]+$")
 
 
@@ -28,6 +32,12 @@ def _rule_modules() -> dict[str, str]:
         if match:
             modules[f"EQX{match.group(1)}"] = info.name
     return dict(sorted(modules.items()))
+
+
+def rule_names() -> dict[str, str]:
+    """Code -> the rule's name (its slug), from the module names alone (no imports)."""
+    return {code: name.split("_", 1)[1].replace("_", "-")
+            for code, name in _rule_modules().items()}
 
 
 def all_codes() -> list[str]:
@@ -79,8 +89,11 @@ def select_codes(select: Optional[list[str]] = None, ignore: Optional[list[str]]
         return chosen
 
     selected: set[str] = set()
-    for selector in (select if select else ["ALL"]):
-        selected.update(matching(selector))
+    if select:
+        for selector in select:
+            selected.update(matching(selector))
+    else:
+        selected.update(code for code in codes if code not in OFF_BY_DEFAULT)
     for selector in extend_select or []:
         selected.update(matching(selector))
     for selector in ignore or []:

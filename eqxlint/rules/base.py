@@ -115,6 +115,9 @@ class Rule:
     # rule cannot fire there and the file is not parsed for it.
     triggers: ClassVar[tuple[tuple[bytes, ...], ...]] = ()
     static: ClassVar[bool] = True
+    # False: selected only when named (`--extend-select EQX001`, a prefix or ALL), as
+    # Ruff's RUF100. Must agree with eqxlint.rules.OFF_BY_DEFAULT (read without imports).
+    default_enabled: ClassVar[bool] = True
     bad_examples: ClassVar[tuple[Bad, ...]] = ()
     good_examples: ClassVar[tuple[Good, ...]] = ()
     fix_examples: ClassVar[tuple[FixCase, ...]] = ()
@@ -131,13 +134,16 @@ class Rule:
     def may_fire(cls, source: bytes) -> bool:
         """The cheap text test: False means the rule cannot fire on this source.
 
-        A group holding PROJECT_IMPORT is also met by a file that imports a module of
-        its own project (what the rule needs may be defined there).
+        A needle is code, not text: `b".init("` also matches `opt . init (`, a space
+        in a needle matches any whitespace, line continuation or comment, and `\r`
+        line endings or form feeds change nothing (see trigger_matches). A group holding
+        PROJECT_IMPORT is also met by a file that imports a module of its own project
+        (what the rule needs may be defined there).
         """
         if not cls.static:
             return False
         for group in cls.triggers:
-            if any(needle in source for needle in group):
+            if any(trigger_matches(needle, source) for needle in group if needle != PROJECT_IMPORT):
                 continue
             if PROJECT_IMPORT in group and imports_project_module(source):
                 continue
@@ -154,3 +160,59 @@ class RuleSet:
     @property
     def codes(self) -> list[str]:
         return [rule.code for rule in self.rules]
+
+
+_LEADING_FORM_FEED = re.compile(rb"(?m)^[ \t\x0c]*\x0c")
+
+
+def prefilter_view(source: bytes) -> bytes:
+    """The source as the rules' text tests expect it: `\n` line endings, no form feeds.
+
+    Python ends lines at \r\n, \r and \n, and a form feed resets the indentation count:
+    the tests (written with `\n` and spaces in mind) see the same code either way.
+    """
+    if b"\r" in source:
+        source = source.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if b"\x0c" in source:
+        source = _LEADING_FORM_FEED.sub(b"", source).replace(b"\x0c", b" ")
+    return source
+
+
+_IDENTIFIER_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_TOKEN = re.compile(rb"[A-Za-z0-9_]+|\S")
+# What Python allows between two tokens (inside brackets): whitespace of any kind,
+# backslash continuations, comments.
+# A comment must run to its line's end, so that the pattern has one way to match
+# (`#[^\r\n]*` alone could split `###` many ways: exponential backtracking).
+_BETWEEN = rb"(?:[ \t\x0c\r\n\\]|#[^\r\n]*(?:\r\n|\r|\n|$))*"
+_PATTERNS: dict[bytes, "Optional[re.Pattern[bytes]]"] = {}
+
+
+def trigger_matches(needle: bytes, source: bytes) -> bool:
+    """Whether `source` may hold the code `needle` spells, however it is spaced.
+
+    An identifier-only needle is a plain substring test (fast). Any other needle is
+    matched token by token, with whatever Python allows between tokens; a leading or
+    trailing space means "not glued to a letter" (`" in "` matches `'a'in b`). The test
+    may say yes too often (in comments and strings), never too rarely.
+    """
+    pattern = _PATTERNS.get(needle, b"")  # type: ignore[arg-type]
+    if pattern == b"":
+        pattern = _PATTERNS[needle] = _compile_needle(needle)
+    if pattern is None:
+        return needle in source
+    if not all(part in source for part in _TOKEN.findall(needle) if part[0] in _IDENTIFIER_CHARS):
+        return False  # the common case: an identifier of the needle is absent
+    return pattern.search(source) is not None
+
+
+def _compile_needle(needle: bytes) -> "Optional[re.Pattern[bytes]]":
+    if all(byte in _IDENTIFIER_CHARS for byte in needle):
+        return None
+    tokens = _TOKEN.findall(needle)
+    body = _BETWEEN.join(re.escape(token) for token in tokens)
+    if needle[:1].isspace() and tokens and tokens[0][0] in _IDENTIFIER_CHARS:
+        body = rb"(?<![A-Za-z_])" + body
+    if needle[-1:].isspace() and tokens and tokens[-1][0] in _IDENTIFIER_CHARS:
+        body = body + rb"(?![A-Za-z0-9_])"
+    return re.compile(body)

@@ -14,7 +14,8 @@ class SyntaxErrorRule(Rule):
         Reports a file that eqxlint could not check: invalid Python syntax (with the
         parser's line, column and message), bytes that do not decode in the file's
         declared encoding, a binary file named `.py`, a path that does not exist, a file
-        or folder without read permission, a notebook that is not valid JSON.
+        or folder without read permission, a notebook that is not valid JSON, and a file
+        eqxlint could not analyse within its limits (a parser crash, the time budget).
     """
     why_bad = """
         A file that is not checked can hide every other mistake. eqxlint says so and goes
@@ -31,12 +32,14 @@ class SyntaxErrorRule(Rule):
     """
     fix_safety = "No fix: the file must be repaired by hand."
     runtime = "None."
-    real_error = "Syntax Error @ 1:17."
+    real_error = "SyntaxError: '(' was never closed"
     known_limits = """
-        A file is parsed only when some enabled rule could fire on it (it mentions
-        `apply_updates`, `optax`, `make_with_state`, ...): a syntax error in a file that
-        no rule needs is not reported, as a file that no rule is selected for is not
-        reported by Ruff. Decoding errors are reported for every file.
+        Every file is syntax-checked by CPython's `compile()` (the pre-filter spares files
+        from libcst, not from this check), so EQX000 appears exactly where Python itself
+        would refuse the file, at CPython's line and column. Also EQX000: a file that
+        crashes libcst's parser ("could not be parsed"), one that takes longer than its
+        time budget or is over 4 million characters ("not analysed"). Valid Python that
+        libcst cannot parse is a warning on stderr, not EQX000.
     """
     # The engine's own tests cover EQX000 (tests/test_bad_input.py); these examples
     # are run like every rule's.

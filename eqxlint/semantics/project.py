@@ -65,6 +65,14 @@ class ProjectIndex:
         else:
             self.overlays[key] = text
         self._digests.pop(key, None)
+        self._semantics = {k: v for k, v in self._semantics.items() if k[0] != key}
+
+    def forget_layout(self) -> None:
+        """Files were created, moved or deleted (an editor session): resolve imports anew."""
+        self._roots.clear()
+        self._resolved.clear()
+        self._modules.clear()
+        self._digests.clear()
 
     # -- finding files -------------------------------------------------------
 
@@ -158,6 +166,10 @@ class ProjectIndex:
 
         from eqxlint.semantics.inference import Semantics
 
+        from eqxlint.syntax import cpython_refusal
+
+        if cpython_refusal(text, str(path)) is not None:
+            return None  # CPython first: input it refuses can crash libcst's native parser
         try:
             module = cst.parse_module(text)
         except Exception:  # not Python libcst can read: nothing is known of it
