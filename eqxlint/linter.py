@@ -368,11 +368,13 @@ class PlainText:
 
 def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] = None,
              path: Optional[Path] = None, source: TextSource = PlainText(),
-             counts: Optional[dict[str, int]] = None
+             counts: Optional[dict[str, int]] = None,
+             cells: tuple[tuple[int, int], ...] = ()
              ) -> tuple[str, int, list[Diagnostic], list[str]]:
     """Apply fixes until none is left; return (text, fixes applied, findings left, warnings).
 
-    `counts`, when given, gets the number of fixes applied per code.
+    `counts`, when given, gets the number of fixes applied per code. `cells` (a
+    notebook's cell starts) hold for the text as given, not once it is fixed.
     """
     counts = counts if counts is not None else {}
     from eqxlint.parse import lint_text, parses
@@ -386,7 +388,8 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
         noqa_warnings: list[str] = []
         diagnostics = suppress(lint_text(current, display, rules,
                                          raw if current is text else None,
-                                         settings.use_prefilter, path),
+                                         settings.use_prefilter, path,
+                                         cells=cells if current is text else ()),
                                current, display, settings.per_file_ignores, settings.codes,
                                noqa_warnings)
         fixable = [d for d in diagnostics if _applicable(d, settings.unsafe_fixes)
@@ -569,7 +572,8 @@ def _lint_notebook(result: FileResult, notebook: "Notebook", settings: Settings,
     if fixing:
         new_text, applied, remaining, warnings = fix_text(notebook.text, display, settings,
                                                           None, path, source=notebook,
-                                                          counts=result.fixed_codes)
+                                                          counts=result.fixed_codes,
+                                                          cells=notebook.cell_starts())
         result.warnings.extend(warnings)
         try:
             fixed_file = notebook.with_text(new_text) if new_text != notebook.text \
@@ -582,7 +586,7 @@ def _lint_notebook(result: FileResult, notebook: "Notebook", settings: Settings,
             result.fixed_text = fixed_file
             return
     diagnostics = lint_text(notebook.text, display, settings.rule_classes(), None,
-                            settings.use_prefilter, path)
+                            settings.use_prefilter, path, cells=notebook.cell_starts())
     result.diagnostics = [notebook.place(d) for d in suppress(
         diagnostics, notebook.text, display, settings.per_file_ignores, settings.codes,
         result.warnings)]

@@ -176,6 +176,18 @@ class Notebook:
 
     # -- positions -------------------------------------------------------------
 
+    def cell_starts(self) -> tuple[tuple[int, int], ...]:
+        """(row of `text` where each code cell begins, its cell number), for the rules
+        that treat a notebook cell as its own block (EQX502). Empty for a cell script,
+        which runs top to bottom as one file."""
+        if self.is_script:
+            return ()
+        starts, row = [], 1
+        for cell in self._layout(self.text):
+            starts.append((row, cell.number))
+            row += len(cell.lines)
+        return tuple(starts)
+
     def _layout(self, text: str) -> Layout:
         layout = self._layouts.get(text)
         if layout is None:

@@ -65,12 +65,13 @@ _WITHOUT_PROJECT_INDEX = os.environ.get("EQXLINT_NO_PROJECT_INDEX") == "1"
 
 def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
               raw: Optional[bytes] = None, use_prefilter: bool = True,
-              path: Optional[Path] = None, project: Optional[ProjectIndex] = None
-              ) -> list[Diagnostic]:
+              path: Optional[Path] = None, project: Optional[ProjectIndex] = None,
+              cells: tuple[tuple[int, int], ...] = ()) -> list[Diagnostic]:
     """All findings for one source text (before noqa and per-file ignores).
 
     `path` is where the text lives (or would): imports of the project's own modules
     are resolved from there, through `project` (the process's shared index by default).
+    `cells`: for a notebook's joined text, where each code cell begins (row, cell number).
     """
     data = prefilter_view(raw if raw is not None else text.encode("utf-8", "surrogatepass"))
     active = [rule for rule in rules if rule.static and (not use_prefilter or rule.may_fire(data))]
@@ -80,7 +81,7 @@ def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
     if isinstance(module, Diagnostic):
         return [module]
     semantics = Semantics.of(module, path, (project or shared_index())
-                             if path and not _WITHOUT_PROJECT_INDEX else None, text)
+                             if path and not _WITHOUT_PROJECT_INDEX else None, cells, text)
     findings: list[tuple[type[Rule], Finding]] = []
     for rule in active:
         for finding in rule().check(semantics):

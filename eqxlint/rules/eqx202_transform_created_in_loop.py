@@ -8,9 +8,12 @@ from typing import Iterator, Optional
 import libcst as cst
 
 from eqxlint.rules.base import Bad, Finding, Good, Rule
-from eqxlint.semantics import CallSite, Semantics, argument
+from eqxlint.semantics import Binding, CallSite, Semantics, argument, descendants
 
 JITS = ("jax.jit", "equinox.filter_jit", "jax.pmap", "equinox.filter_pmap")
+# A jit decorator on an indented def: `@jax.jit`, `@eqx.filter_jit`, `@partial(jax.jit, ...)`.
+_DECORATED = re.compile(rb"\n[ \t]+@\s*(?:[\w.]+\.)?(?:filter_)?(?:jit|pmap)\b|"
+                        rb"\n[ \t]+@\s*(?:functools\s*\.\s*)?partial\s*\(\s*[\w.]*(?:jit|pmap)\b")
 _COMPILED = re.compile(rb"(?:jit|pmap)\s*\(\s*(?:(lambda)\b|(?:functools\s*\.\s*)?(partial)\s*\(|"
                        rb"([A-Za-z_]\w*))")
 
@@ -24,7 +27,9 @@ class TransformCreatedInLoop(Rule):
         Checks for `jax.jit(...)` or `eqx.filter_jit(...)` (and `pmap`) called inside a
         `for`/`while` body on a function object that the loop makes anew each
         iteration: a `lambda`, a `functools.partial(...)`, or a function defined inside
-        the loop body.
+        the loop body; and for a def inside the loop body decorated with a jit
+        (`@jax.jit`, `@eqx.filter_jit`, `@partial(jax.jit, ...)`). A function that a
+        loop calls and that makes its jitted function anew each call is EQX204.
     """
     why_bad = """
         JAX caches compiled code by the function object. A new object each iteration
@@ -46,7 +51,9 @@ class TransformCreatedInLoop(Rule):
     real_error = "(none: each iteration compiles again)"
     known_limits = """
         Quiet for `jax.jit(f)` of a function defined outside the loop (JAX's cache is keyed
-        on `f`), and for functions the file does not show being created in the loop.
+        on `f`), for functions the file does not show being created in the loop, and for
+        loops over configurations written out (`for n in (10, 100):`), where a compile
+        per configuration is the point.
     """
 
     bad_examples = (
@@ -98,6 +105,26 @@ class TransformCreatedInLoop(Rule):
                     lambda m: m  # expect: EQX202
                 )
         """, "reported at the lambda, spanning lines"),
+        Bad("""
+            import equinox as eqx
+
+            for epoch in range(num_epochs):
+                @eqx.filter_jit  # expect: EQX202
+                def step(model, batch):
+                    return update(model, batch, lr=schedule(epoch))
+                for batch in loader:
+                    model = step(model, batch)
+        """, "`@eqx.filter_jit` on a def inside the epoch loop"),
+        Bad("""
+            from functools import partial
+            import jax
+
+            while not converged:
+                @partial(jax.jit, static_argnums=2)  # expect: EQX202
+                def solve(a, b, n):
+                    return iterate(a, b, n)
+                x, converged = solve(a, b, 10)
+        """, "a decorator through functools.partial, in a while loop"),
     )
     good_examples = (
         Good("""
@@ -156,6 +183,46 @@ class TransformCreatedInLoop(Rule):
             for name in names:
                 step = jax.jit(getattr(module, name))
         """, "the function object is not visibly new"),
+        Good("""
+            import equinox as eqx
+
+            @eqx.filter_jit
+            def step(model, batch):
+                return update(model, batch)
+
+            for batch in loader:
+                model = step(model, batch)
+        """, "decorated once, at module level"),
+        Good("""
+            import jax
+
+            for max_steps in (10_000, 100_000):
+                @jax.jit
+                @jax.vmap
+                @jax.grad
+                def run(x0):
+                    return solve(x0, max_steps=max_steps)
+                times[max_steps] = timeit.repeat(lambda: run(x0), number=1, repeat=10)
+        """, "a benchmark over configurations written out: one compile each, on purpose (real code)"),
+        Good("""
+            import functools
+
+            for name in names:
+                @functools.wraps(base)
+                def wrapper(*args):
+                    return base(*args)
+                registry[name] = wrapper
+        """, "a def in a loop with a decorator that is not a jit"),
+        Good("""
+            import jax
+
+            for width in widths:
+                def build():
+                    @jax.jit
+                    def forward(x):
+                        return x * width
+                    return forward
+        """, "a jitted def inside a def that the loop only defines"),
     )
 
     @classmethod
@@ -163,6 +230,8 @@ class TransformCreatedInLoop(Rule):
         """Only where `jit(`/`pmap(` gets a lambda, a partial, or a def nested in a block."""
         if not super().may_fire(source):
             return False
+        if _DECORATED.search(source):
+            return True
         for is_lambda, is_partial, name in _COMPILED.findall(source):
             if is_lambda or is_partial:
                 return True
@@ -171,8 +240,11 @@ class TransformCreatedInLoop(Rule):
         return False
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
+        over_configurations = _ConfigurationLoops(semantics)
         for site in semantics.calls:
             if site.qualname not in JITS or not site.loops:
+                continue
+            if over_configurations(site.loops[-1]):
                 continue
             target = argument(site.node, 0, "fun")
             if target is None:
@@ -188,6 +260,71 @@ class TransformCreatedInLoop(Rule):
                 hint=f"Create it once, before the loop: `step = {transform}(...)`",
                 anchor=site.node,
             )
+        for node, decorator, qualname, binding in jit_decorated_defs(semantics):
+            if not binding.loops or over_configurations(binding.loops[-1]):
+                continue
+            transform = qualname.replace("equinox.", "eqx.")
+            yield Finding(
+                node=decorator,
+                message=(f"`@{transform}` on `{node.name.value}`, a def inside the loop: each "
+                         f"iteration makes a new function, which traces and compiles again"),
+                hint=f"Define `{node.name.value}` once, before the loop, and call it inside",
+            )
+
+
+class _ConfigurationLoops:
+    """Is a loop a walk over a few configurations written out (`for n in (10, 100):`)?
+    A benchmark or a sweep compiles once per configuration on purpose."""
+
+    def __init__(self, semantics: Semantics) -> None:
+        self.semantics = semantics
+        self._literal: Optional[set[int]] = None
+
+    def __call__(self, loop_id: int) -> bool:
+        if self._literal is None:
+            self._literal = {id(node) for node in descendants(self.semantics.module, cst.For)
+                             if isinstance(node.iter, (cst.Tuple, cst.List, cst.Set))}
+        return loop_id in self._literal
+
+
+def jit_of_decorator(semantics: Semantics, expression: cst.BaseExpression) -> Optional[str]:
+    """The jit a decorator applies: `@jax.jit`, `@eqx.filter_jit`, `@eqx.filter_jit(...)`,
+    `@partial(jax.jit, ...)`; None for any other decorator."""
+    qual = semantics.qualname(expression)
+    if qual in JITS:
+        return qual
+    if isinstance(expression, cst.Call):
+        qual = semantics.qualname(expression.func)
+        if qual in JITS:
+            return qual
+        if qual == "functools.partial" and expression.args:
+            inner = semantics.qualname(expression.args[0].value)
+            if inner in JITS:
+                return inner
+    return None
+
+
+def jit_decorated_defs(semantics: Semantics
+                       ) -> Iterator[tuple[cst.FunctionDef, cst.Decorator, str, Binding]]:
+    """Every def decorated with a jit: (def, decorator, the jit's qualified name, the def's
+    binding, whose `loops` say whether a loop runs the def statement)."""
+    seen: set[int] = set()
+    for scope in list(semantics.scope_of_node.values()):
+        node = scope.node
+        if scope.kind != "function" or id(node) in seen or not isinstance(node, cst.FunctionDef):
+            continue
+        seen.add(id(node))
+        if not node.decorators or scope.parent is None:
+            continue
+        binding = next((b for b in scope.parent.bindings.get(node.name.value, [])
+                        if b.target is node.name), None)
+        if binding is None:
+            continue
+        for decorator in node.decorators:
+            transform = jit_of_decorator(semantics, decorator.decorator)
+            if transform is not None:
+                yield node, decorator, transform, binding
+                break
 
 
 def _made_each_iteration(semantics: Semantics, site: CallSite,

@@ -51,10 +51,14 @@ class Semantics:
     """The facts of one module that rules query. Build with `Semantics.of(module)`."""
 
     def __init__(self, module: cst.Module, path: Optional["Path"] = None,
-                 project: Optional["ProjectIndex"] = None) -> None:
+                 project: Optional["ProjectIndex"] = None,
+                 cells: tuple[tuple[int, int], ...] = ()) -> None:
         self.module = module
         self.path = path
         self.project = project
+        # For a notebook: (first row in the joined text, cell number) of each code cell,
+        # so that rules that treat a cell as its own block can tell where one begins.
+        self.cells = cells
         self.imports: dict[str, str] = {}
         self.calls: list[CallSite] = []
         self.classes: dict[str, ClassInfo] = {}
@@ -92,8 +96,9 @@ class Semantics:
 
     @classmethod
     def of(cls, module: cst.Module, path: Optional["Path"] = None,
-           project: Optional["ProjectIndex"] = None, text: Optional[str] = None) -> "Semantics":
-        semantics = cls(module, path, project)
+           project: Optional["ProjectIndex"] = None,
+           cells: tuple[tuple[int, int], ...] = (), text: Optional[str] = None) -> "Semantics":
+        semantics = cls(module, path, project, cells)
         semantics.text = text
         Collector(semantics).walk(module)
         return semantics
