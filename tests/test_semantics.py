@@ -198,3 +198,22 @@ def test_the_filter_jit_swap_is_not_offered_where_a_traced_counter_would_go_stat
     assert applied == 0 and fixed == dedent(source)
     [finding] = [d for d in remaining if d.code == "EQX201"]
     assert finding.fix is None and "retrace" in finding.hint
+
+
+def test_library_constants_and_dtypes_are_not_functions() -> None:
+    source = """
+        import equinox as eqx
+        import jax.numpy as jnp
+        import math
+
+        class Bounds(eqx.Module):
+            low: float
+            high: float
+            dtype: object
+            act: object
+
+        bounds = Bounds(-jnp.inf, math.pi, jnp.float32, jnp.tanh)
+    """
+    assert _leaves(source, "bounds") == [("Bounds.low", "python_float"),
+                                         ("Bounds.high", "python_float"),
+                                         ("Bounds.act", "function")]

@@ -236,6 +236,14 @@ class Semantics:
                             and isinstance(key.evaluated_value, str) else None)
                 items.append(self.infer(element.value, scope=scope, seq=seq, _depth=depth))
             return Value("dict", node, keys=tuple(keys), elements=tuple(items))
+        if isinstance(node, cst.UnaryOperation) and isinstance(node.operator,
+                                                               (cst.Minus, cst.Plus)):
+            operand = self.infer(node.expression, scope=scope, seq=seq, _depth=depth)
+            if operand is not None and operand.kind == "leaf" \
+                    and operand.leaf in v.PYTHON_SCALAR_KINDS:
+                return v.leaf(v.PYTHON_INT if operand.leaf == v.PYTHON_BOOL else operand.leaf,
+                              node)
+            return None
         if isinstance(node, cst.DictComp):
             # `{k: v.numpy() for k, v in sd.items()}`: still weights by name.
             source = self.infer(node.for_in.iter, scope=scope, seq=seq, _depth=depth)
@@ -398,7 +406,12 @@ class Semantics:
 
     def _infer_qualified(self, qual: str, node: cst.BaseExpression, depth: int) -> Optional[Value]:
         """A name reached through an import: a library function, or a project definition."""
-        if qual.startswith(v.FUNCTION_NAMESPACES) and qual.rsplit(".", 1)[-1][:1].islower():
+        if qual.startswith(v.FUNCTION_NAMESPACES):
+            name = qual.rsplit(".", 1)[-1]
+            if name in v.FLOAT_CONSTANTS:
+                return v.leaf(v.PYTHON_FLOAT, node)  # jnp.inf, math.pi: numbers
+            if v.is_dtype_name(name) or not name[:1].islower():
+                return None  # jnp.float32, np.ndarray: types, not functions
             return Value("function", node)
         target = self._project_definition(qual)
         if target is None:

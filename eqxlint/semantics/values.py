@@ -146,6 +146,19 @@ TREE_MAP_FUNCTIONS = frozenset({"jax.tree_util.tree_map", "jax.tree.map", "jax.t
 # Functions of these namespaces are functions (activations, jnp.ravel, ...).
 FUNCTION_NAMESPACES = ("jax.nn.", "jax.numpy.", "jax.lax.", "jax.scipy.", "numpy.", "math.",
                        "equinox.nn.functional.", "jax.random.", "operator.")
+# Names of those namespaces that are numbers, not functions.
+FLOAT_CONSTANTS = frozenset({"inf", "nan", "pi", "e", "euler_gamma", "tau", "NINF", "PINF",
+                             "NAN", "Inf", "NaN"})
+
+
+def is_dtype_name(name: str) -> bool:
+    """`float32`, `int8`, `bool_`, `bfloat16`, `dtype`, `newaxis`: not functions."""
+    stem = name.rstrip("0123456789_")
+    return stem in ("float", "int", "uint", "bool", "complex", "bfloat", "dtype", "newaxis",
+                    "double", "single", "half", "object", "str", "generic", "number",
+                    "integer", "floating", "inexact", "signedinteger", "unsignedinteger")
+
+
 # Array constructors: their result is an array; its dtype from the `dtype=` argument
 # or, for these, from the literal they are given.
 ARRAY_FROM_LITERAL = frozenset({"jax.numpy.array", "jax.numpy.asarray", "numpy.array",
