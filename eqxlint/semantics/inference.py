@@ -552,21 +552,7 @@ class Semantics:
             return self._infer_optax(qual[len("optax."):], call, scope, seq, depth)
         if qual == "functools.partial":
             return Value("function", call)
-        target = self._project_definition(qual)
-        if target is not None:
-            owner, name = target
-            if name in owner.classes:
-                value = owner._class_value(LOCAL_PREFIX + name, None, depth)
-                if value is not None:
-                    return Value("module", call, cls=value.cls, owner=owner, site=self)
-                return None
-            definition = owner.function_named(name, owner.module_scope, 1 << 62)
-            if definition is not None:
-                return owner.returned_value(definition, depth)
-            reexported = owner.imports.get(name)
-            if reexported is not None:
-                return owner._infer_call_of(reexported, call, self, depth + 1)
-        return None
+        return self._infer_call_of(qual, call, self, depth)
 
     def _infer_call_of(self, qual: str, call: cst.Call, caller: "Semantics", depth: int
                        ) -> Optional[Value]:
@@ -762,13 +748,7 @@ class Semantics:
 
     def _shown(self, value: Value) -> Optional[str]:
         node = value.node
-        if isinstance(node, (cst.Name, cst.Attribute)):
-            return self._code_anywhere(node)
-        return None
-
-    def _code_anywhere(self, node: cst.CSTNode) -> Optional[str]:
-        text = dotted_name(node) if isinstance(node, (cst.Name, cst.Attribute)) else None
-        return text
+        return dotted_name(node) if isinstance(node, (cst.Name, cst.Attribute)) else None
 
     def _module_leaves(self, value: Value, path: str, seen: set[int], depth: int
                        ) -> Iterator[Leaf]:

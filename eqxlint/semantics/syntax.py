@@ -64,14 +64,6 @@ def literal_index(node: cst.Subscript) -> Optional[int]:
     return None
 
 
-def string_value(node: cst.BaseExpression) -> Optional[str]:
-    """The value of a plain string literal, else None."""
-    if isinstance(node, cst.SimpleString):
-        evaluated = node.evaluated_value
-        return evaluated if isinstance(evaluated, str) else None
-    return None
-
-
 def parameters_of(function: cst.FunctionDef | cst.Lambda) -> list[cst.Param]:
     """Positional-or-keyword parameters in order (positional-only first)."""
     return list(function.params.posonly_params) + list(function.params.params)

@@ -19,7 +19,6 @@ import libcst as cst
 
 if TYPE_CHECKING:
     from eqxlint.semantics.inference import Semantics
-    from eqxlint.semantics.scopes import ClassInfo
 
 
 @dataclass(frozen=True)
@@ -184,7 +183,6 @@ STRUCTURE_PRESERVING = {
     "copy.deepcopy": (0, "x"),
     "copy.copy": (0, "x"),
 }
-INTEGER_DTYPE_NAMES = ("int", "uint", "bool")
 
 
 def dtype_kind(dtype: Optional[str]) -> Optional[str]:
@@ -234,7 +232,3 @@ def array_of_literal(node: cst.BaseExpression) -> Optional[str]:
         if len(kinds) == 1:
             return kinds.pop()
     return ARRAY
-
-
-def class_short_name(info: "ClassInfo") -> str:
-    return info.name
