@@ -79,9 +79,16 @@ class ProjectIndex:
             self.overlays[key] = text
         self._digests.pop(key, None)
         self._dependencies.clear()
-        self._semantics = {k: v for k, v in self._semantics.items() if k[0] != key}
-        for linted in [k for k in self._linted if k[0] == key]:
-            del self._linted[linted]
+        # A Semantics remembers what it inferred through its imports: those of the
+        # files that import this one, however indirectly, are stale too.
+        self._semantics = {k: v for k, v in self._semantics.items()
+                           if k[0] != key and not self._imports(k[0], key)}
+        self._linted.clear()  # the linted files are the open buffers: re-linted anyway
+
+    def _imports(self, importer: Path, target: Path) -> bool:
+        text = self.text_of(importer)
+        return text is not None and \
+            target in self.dependencies(importer, text.encode("utf-8", "surrogatepass"))
 
     def forget_layout(self) -> None:
         """Files were created, moved or deleted (an editor session): resolve imports anew."""
@@ -92,6 +99,10 @@ class ProjectIndex:
         self._dependencies.clear()
         self._direct.clear()
         self._listings.clear()
+        self._texts.clear()
+        self._views.clear()
+        self._semantics.clear()  # files moved or changed on disk: what they define too
+        self._linted.clear()
 
     # -- finding files -------------------------------------------------------
 
