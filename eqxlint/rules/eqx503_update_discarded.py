@@ -13,7 +13,7 @@ from eqxlint.rules.base import Bad, Finding, Good, Rule
 from eqxlint.rules.eqx202_transform_created_in_loop import JITS, jit_of_decorator
 from eqxlint.rules.eqx204_transform_created_per_call import _called_in_loops
 from eqxlint.rules.eqx302_stateful_model_without_state import _stateful_layer
-from eqxlint.semantics import (Binding, CallSite, ClassInfo, Scope, Semantics, Value, argument,
+from eqxlint.semantics import (LOCAL_PREFIX, Binding, CallSite, ClassInfo, Scope, Semantics, Value, argument,
                                descendants, positional_args)
 from eqxlint.semantics.syntax import parameters_of
 
@@ -216,6 +216,18 @@ class UpdateDiscarded(Rule):
             for x, y in batches:
                 model = sgd_step(model, grad_fn(model, x, y), 0.1)
         """, "the call as a statement, as `optimizer.step()` would be in PyTorch"),
+        Bad("""
+            import equinox as eqx
+            import optax
+
+            class Learner:
+                def __init__(self):
+                    self.tx = optax.adam(1e-3)
+
+                def update(self, model, opt_state, grads):
+                    self.tx.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))  # expect: EQX503
+                    return model, opt_state
+        """, "optax's update as a statement: the updates and the new state both dropped"),
     )
     good_examples = (
         Good("""
@@ -369,6 +381,37 @@ class UpdateDiscarded(Rule):
                 checkpoints.append(params)
                 return opt_state
         """, "params passed on to a list; `config.update` is not an optax optimizer"),
+        Good("""
+            import equinox as eqx
+            import jax
+            import optax
+
+            optim = optax.adam(1e-3)
+
+            @eqx.filter_jit
+            def update_norm(model, opt_state, grads):
+                updates, _ = optim.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))
+                return optax.global_norm(updates)
+
+            @eqx.filter_jit
+            def step(model, opt_state, grads):
+                updates, opt_state = optim.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))
+                return eqx.apply_updates(model, updates), opt_state
+        """, "a diagnostic probe of the update beside a step that keeps the state"),
+        Good("""
+            import equinox as eqx
+            import jax
+
+            def adversarial_loss(model, state, x, y, eps):
+                batched = jax.vmap(model, axis_name="batch", in_axes=(0, None), out_axes=(0, None))
+                probe, _ = batched(x, state)
+                x_adv = x + eps * jnp.sign(jax.grad(lambda v: cross_entropy(batched(v, state)[0], y))(x))
+                pred, state = batched(x_adv, state)
+                return cross_entropy(pred, y), state
+
+            model, state = eqx.nn.make_with_state(eqx.nn.BatchNorm)(4, axis_name="batch")
+            (loss, state), grads = eqx.filter_value_and_grad(adversarial_loss, has_aux=True)(model, state, x, y, 0.1)
+        """, "a probe pass beside a pass that keeps the statistics"),
     )
 
     @classmethod
@@ -416,6 +459,41 @@ class _Context:
                     passed.setdefault(id(definition), set()).add(site.qualname or "")
             self._passed = passed
         return self._passed.get(id(function), set())
+
+    def opt_state_kept_elsewhere(self, dropped: CallSite) -> bool:
+        """Another `optimizer.update(...)` of the file keeps its new state: the author
+        threads it, and this drop (a probe, a diagnostic) is on purpose."""
+        semantics = self.semantics
+        for site in semantics.calls:
+            func = site.node.func
+            if site is dropped or not isinstance(func, cst.Attribute) or \
+                    func.attr.value != "update":
+                continue
+            if _kept(semantics, site, 1):
+                value = semantics.infer(func.value, at=site)
+                if value is not None and value.kind == "optimizer":
+                    return True
+        return False
+
+    def state_kept_elsewhere(self, dropped: CallSite) -> bool:
+        """Another call of a stateful model in the file keeps the new state it returns: this
+        drop (a second forward pass, a penalty term) is on purpose."""
+        semantics = self.semantics
+        for site in semantics.calls:
+            if site is dropped or len(positional_args(site.node)) < 2 or \
+                    _bound_tuple(site) is None:
+                continue
+            scope = _function_of(site.scope)
+            model_node = _model_called(semantics, site)
+            if scope is None or model_node is None or _inside_module_class(semantics, scope):
+                continue  # a layer threading the state through its sublayers
+            model = _model_value(self, model_node, site, scope)
+            if model is None or model.kind != "module" or _stateful_layer(semantics, model) is None:
+                continue
+            position = _state_position(semantics, model)
+            if position is not None and _kept(semantics, site, position):
+                return True
+        return False
 
     def stateful_mentioned(self) -> bool:
         if self._stateful is None:
@@ -571,6 +649,20 @@ def _never_used(semantics: Semantics, site: CallSite, target: cst.Name,
     return _Dropped(name, function, parameter)
 
 
+def _inside_module_class(semantics: Semantics, scope: Scope) -> bool:
+    owner = scope.method_of
+    return owner is not None and semantics.is_equinox_module_class(LOCAL_PREFIX + owner.name)
+
+
+def _kept(semantics: Semantics, site: CallSite, position: int) -> bool:
+    """Element `position` of the call's result is bound to a name that is used afterwards."""
+    target = _bound_name(site, position)
+    if target is None or target.value == "_":
+        return False
+    scope = _function_of(site.scope)
+    return scope is None or _never_used(semantics, site, target, scope) is None
+
+
 def _store_ids(semantics: Semantics, function: FunctionNode) -> set[int]:
     """Names in the function that are not reads: binding targets, attribute names, keywords."""
     ids: set[int] = set()
@@ -702,7 +794,7 @@ def _dropped_opt_state(context: _Context, site: CallSite) -> Iterator[Finding]:
     if dropped is None:
         return
     why = _is_step(context, scope)
-    if why is None:
+    if why is None or context.opt_state_kept_elsewhere(site):
         return
     function = scope.node.name.value
     lost = " is thrown away into `_`" if dropped.name == "_" else \
@@ -761,7 +853,7 @@ def _dropped_state(context: _Context, site: CallSite) -> Iterator[Finding]:
     if dropped is None:
         return
     why = _is_training(context, scope)
-    if why is None:
+    if why is None or context.state_kept_elsewhere(site):
         return
     function = scope.node.name.value
     shown = semantics.code_of(model_node)
