@@ -87,6 +87,15 @@ class UpdateDiscarded(Rule):
     fix_safety = """
         No automatic fix: the function's callers must take the new value back as well.
     """
+    runtime = """
+        `check_step(step, model, opt_state, ...)` (and `assert_step`): the step is traced once
+        on shapes, and a returned model, optimizer state or `eqx.nn.State` that *is* the
+        given one, leaf for leaf, is reported by path while the rest of the step advances
+        (a model returned unchanged while the optimizer state moves, and the reverse; a
+        BatchNorm state returned unchanged while the model trains). The static check
+        also sees a step that returns none of them (only the loss); the runtime check
+        sees any step that can be traced, whatever its code looks like.
+    """
     real_error = """
         None: nothing fails. Measured (jax 0.10.2, equinox 0.13.8, optax 0.2.8), with
         `warnings.simplefilter("error")`: a step that drops the new model returned the losses
