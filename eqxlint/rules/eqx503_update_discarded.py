@@ -11,8 +11,8 @@ import libcst as cst
 from eqxlint.knowledge import optax_transforms
 from eqxlint.rules.base import Bad, Finding, Good, Rule
 from eqxlint.rules.eqx202_transform_created_in_loop import JITS, jit_of_decorator
-from eqxlint.rules.eqx204_transform_created_per_call import _called_in_loops
-from eqxlint.rules.eqx302_stateful_model_without_state import _stateful_layer
+from eqxlint.rules.eqx204_transform_created_per_call import called_in_loops
+from eqxlint.rules.eqx302_stateful_model_without_state import stateful_layer
 from eqxlint.semantics import (LOCAL_PREFIX, Binding, CallSite, ClassInfo, Scope, Semantics, Value, argument,
                                descendants, positional_args)
 from eqxlint.semantics.syntax import parameters_of
@@ -449,7 +449,7 @@ class _Context:
 
     def loop_called(self) -> set[int]:
         if self._loop_called is None:
-            self._loop_called = _called_in_loops(self.semantics)
+            self._loop_called = called_in_loops(self.semantics)
         return self._loop_called
 
     def passed_to(self, function: FunctionNode) -> set[str]:
@@ -497,7 +497,7 @@ class _Context:
             if scope is None or model_node is None or _inside_module_class(semantics, scope):
                 continue  # a layer threading the state through its sublayers
             model = _model_value(self, model_node, site, scope)
-            if model is None or model.kind != "module" or _stateful_layer(semantics, model) is None:
+            if model is None or model.kind != "module" or stateful_layer(semantics, model) is None:
                 continue
             position = _state_position(semantics, model)
             if position is not None and _kept(semantics, site, position):
@@ -849,7 +849,7 @@ def _dropped_state(context: _Context, site: CallSite) -> Iterator[Finding]:
     model = _model_value(context, model_node, site, scope)
     if model is None or model.kind != "module":
         return
-    layer = _stateful_layer(semantics, model)
+    layer = stateful_layer(semantics, model)
     if layer is None:
         return
     position = _state_position(semantics, model)
@@ -986,6 +986,6 @@ def _new_state(owner: Semantics, info: ClassInfo, scope: Scope, name: str) -> bo
             field_info = info.fields.get(call.func.attr.value)
             if field_info is not None and field_info.annotation is not None:
                 layer = owner.annotation_value(field_info.annotation)
-        if layer is None or layer.kind != "module" or _stateful_layer(owner, layer) is None:
+        if layer is None or layer.kind != "module" or stateful_layer(owner, layer) is None:
             return False
     return any(binding.parameter is None for binding in bindings)
