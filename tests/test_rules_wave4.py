@@ -151,11 +151,21 @@ def test_eqx503_a_class_that_returns_the_state_unchanged_is_quiet(tmp_path: Path
 
 def test_eqx503_text_prefilter_needs_an_update() -> None:
     assert UpdateDiscarded.may_fire(b"model = eqx.apply_updates(model, updates)\n")
-    assert UpdateDiscarded.may_fire(b"updates, opt_state = optim . update (grads, opt_state)\n")
+    assert UpdateDiscarded.may_fire(
+        b"import optax\nupdates, opt_state = optim . update (grads, opt_state)\n")
+    assert UpdateDiscarded.may_fire(  # the optimizer may be built in a module of the project
+        b"from .optim import make\nupdates, opt_state = optim.update(grads, opt_state)\n")
+    assert not UpdateDiscarded.may_fire(b"config.update(lr=0.1)\nsettings.update(x)\n")
     assert UpdateDiscarded.may_fire(b"loss, g = eqx.filter_value_and_grad(f)(m)\n")
     assert not UpdateDiscarded.may_fire(b"y, _ = model(x, state)\nreturn loss\n")
     assert not UpdateDiscarded.may_fire(b"def update_rule(x):\n    return x\n")
 
 
-def test_eqx501_prefilter_still_skips_files_without_a_switch() -> None:
+def test_eqx501_prefilter() -> None:
     assert not DropoutActiveAtEval.may_fire(b"batched = jax.vmap(model)\nbatched(x)\n")
+    assert DropoutActiveAtEval.may_fire(
+        b"batched = jax.vmap(model)\nmodel = eqx.nn.inference_mode(model)\nbatched(x)\n")
+    assert not DropoutActiveAtEval.may_fire(  # switched under another name
+        b"batched = jax.vmap(model)\ninf = eqx.nn.inference_mode(model)\nbatched(x)\n")
+    assert DropoutActiveAtEval.may_fire(b"drop = eqx.nn.Dropout(0.5)\ndef evaluate(m, k):\n")
+    assert not DropoutActiveAtEval.may_fire(b"drop = eqx.nn.Dropout(0.5)\ndef train(m, k):\n")

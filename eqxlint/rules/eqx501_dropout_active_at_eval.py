@@ -24,10 +24,11 @@ WRAPPERS = {"jax.vmap": "fun", "equinox.filter_vmap": "fun", "functools.partial"
 _STATEMENT_CALL = re.compile(rb"(?:^|;)[ \t]*[\w.]*(?:inference_mode|tree_inference)\s*\(",
                              re.MULTILINE)
 
-# `model = eqx.nn.inference_mode(model ...`: the same name on both sides.
-_SWITCHED_IN_PLACE = re.compile(rb"\b(\w+)[ \t]*=[ \t]*[\w.]*(?:inference_mode|tree_inference)\s*\(\s*"
-                                rb"(?:model\s*=\s*|pytree\s*=\s*)?\1\b")
-_EVAL_DEF = re.compile(rb"\bdef[ \t]+(?:\w*_)?(?:eval|evaluate|evaluation|validate|validation|val|"
+# `= eqx.nn.inference_mode(model ...`: the switched name (compared with the assigned one).
+_SWITCH_ASSIGNED = re.compile(rb"=[ \t]*[\w.]*(?:inference_mode|tree_inference)\s*\(\s*"
+                              rb"(?:model\s*=\s*|pytree\s*=\s*)?(\w+)")
+_ASSIGNED_NAME = re.compile(rb"(\w+)[ \t]*$")
+_EVAL_DEF = re.compile(rb"def[ \t]+(?:\w*_)?(?:eval|evaluate|evaluation|validate|validation|val|"
                        rb"test)(?:_\w*)?[ \t]*\(")
 _WRAPPER_CALL = re.compile(rb"(?:vmap|partial|Partial|jit|pmap)\s*\(")
 
@@ -35,11 +36,22 @@ if TYPE_CHECKING:
     from eqxlint.runtime.checker import RuntimeContext
 
 
+def _switched_in_place(source: bytes) -> bool:
+    """`model = eqx.nn.inference_mode(model)`: the same name on both sides (a text test)."""
+    for match in _SWITCH_ASSIGNED.finditer(source):
+        line_start = source.rfind(b"\n", 0, match.start()) + 1
+        before = _ASSIGNED_NAME.search(source, line_start, match.start())
+        if before is not None and before.group(1) == match.group(1):
+            return True
+    return False
+
+
 class DropoutActiveAtEval(Rule):
     code = "EQX501"
     name = "dropout-active-at-eval"
     summary = "A model evaluated with Dropout/BatchNorm still in training mode"
     fix_applicability = "safe"
+    # What may_fire tests, as the engine's trigger list (documentation of the needles).
     triggers = ((b"inference_mode", b"tree_inference", b"Dropout", PROJECT_IMPORT),)
     what_it_does = """
         Statically, three shapes:
@@ -671,18 +683,19 @@ class DropoutActiveAtEval(Rule):
     @classmethod
     def may_fire(cls, source: bytes) -> bool:
         """Only where such a call starts a statement (after a line start or a `;`), or
-        switches a name in place in a file that wraps a callable (`vmap`, `partial`, a jit)."""
-        if not super().may_fire(source):
+        switches a name in place in a file that wraps a callable (`vmap`, `partial`, a jit),
+        or where an evaluation function is defined and a Dropout is here or may be in a
+        module of the project. The cheap substring tests run first."""
+        if not cls.static:
             return False
         if b"inference_mode" in source or b"tree_inference" in source:
             if _STATEMENT_CALL.search(source) is not None:
                 return True
-            if _WRAPPER_CALL.search(source) is not None and \
-                    _SWITCHED_IN_PLACE.search(source) is not None:
+            if _WRAPPER_CALL.search(source) is not None and _switched_in_place(source):
                 return True
-        # An evaluation function, and a Dropout here or in a module of the project.
-        return _EVAL_DEF.search(source) is not None and \
-            (b"Dropout" in source or imports_project_module(source))
+        if _EVAL_DEF.search(source) is None:
+            return False
+        return b"Dropout" in source or imports_project_module(source)
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         yield from _discarded(semantics)

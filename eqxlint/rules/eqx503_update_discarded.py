@@ -15,6 +15,7 @@ from eqxlint.rules.eqx204_transform_created_per_call import called_in_loops
 from eqxlint.rules.eqx302_stateful_model_without_state import stateful_layer
 from eqxlint.semantics import (LOCAL_PREFIX, Binding, CallSite, ClassInfo, Scope, Semantics, Value, argument,
                                descendants, positional_args)
+from eqxlint.semantics.project import imports_project_module
 from eqxlint.semantics.syntax import parameters_of
 
 APPLY_UPDATES = ("equinox.apply_updates", "optax.apply_updates")
@@ -30,7 +31,7 @@ _WRAPPERS = ("chain", "named_chain", "inject_hyperparams")
 _FUNCTION_ARGUMENT = {**{name: (0, "fun") for name in JITS + GRADS},
                       "jax.lax.scan": (0, "f"), "jax.lax.fori_loop": (2, "body_fun"),
                       "jax.lax.while_loop": (1, "body_fun")}
-_NEEDLE = re.compile(rb"apply_updates|\.\s*update\s*\(|value_and_grad")
+_UPDATE_CALL = re.compile(rb"\.\s*update\s*\(")
 
 FunctionNode = cst.FunctionDef
 
@@ -425,7 +426,15 @@ class UpdateDiscarded(Rule):
 
     @classmethod
     def may_fire(cls, source: bytes) -> bool:
-        return super().may_fire(source) and _NEEDLE.search(source) is not None
+        """`apply_updates` or `value_and_grad`, or an `.update(` where optax (or a module of
+        the project, that may build the optimizer) is imported: a dict's `.update` alone
+        is not enough."""
+        if not super().may_fire(source):
+            return False
+        if b"apply_updates" in source or b"value_and_grad" in source:
+            return True
+        return _UPDATE_CALL.search(source) is not None and \
+            (b"optax" in source or imports_project_module(source))
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         context = _Context(semantics)
