@@ -667,6 +667,31 @@ class DropoutActiveAtEval(Rule):
             def evaluate(model, x_test, key):
                 return jax.vmap(model, in_axes=(0, None))(x_test, key)
         """, "no caller in the file: what it is given is not known"),
+        Good("""
+            import equinox as eqx
+            import jax
+
+            class Net(eqx.Module):
+                linear: eqx.nn.Linear
+                dropout: eqx.nn.Dropout
+
+                def __init__(self, key):
+                    self.linear = eqx.nn.Linear(8, 2, key=key)
+                    self.dropout = eqx.nn.Dropout(0.5)
+
+                def __call__(self, x, key):
+                    return self.linear(self.dropout(x, key=key))
+
+            def evaluate(model, x_test, key):
+                return jax.vmap(model, in_axes=(0, None))(x_test, key)
+
+            def run_eval(model, x_test, key):
+                return evaluate(model, x_test, key)
+
+            def main():
+                model = eqx.nn.inference_mode(Net(jax.random.key(0)))
+                run_eval(model, x_test, jax.random.key(1))
+        """, "switched two calls up: a switch anywhere in the file may be on the way"),
     )
     fix_examples = (
         FixCase("""
@@ -842,6 +867,10 @@ def _evaluated_with_dropout(semantics: Semantics) -> Iterator[Finding]:
     """An evaluation function runs a model whose Dropout is in training mode, with a key."""
     if not semantics.mentions("Dropout"):
         return
+    text = semantics.text if semantics.text is not None else semantics.module.code
+    if any(switch in text for switch in ("inference_mode", "tree_inference", "inference=")):
+        return  # a switch anywhere in the file may be on the way (the value model keeps
+        # a module's structure through `inference_mode`, not its mode)
     pytest_file = semantics.path is not None and _PYTEST_FILE.match(semantics.path.name) is not None
     for function in semantics.function_list:
         name = function.name.value
