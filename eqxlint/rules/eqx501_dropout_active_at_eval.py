@@ -110,7 +110,10 @@ class DropoutActiveAtEval(Rule):
         The old callable must be bound to a name in the same function (or module) as the
         switch, and called by that name after it. The evaluation-function check needs the
         function's name to say it evaluates, at least one caller in the file (so that a
-        switch where it is called can be seen), the Dropout as a direct field of a class
+        switch where it is called can be seen) and no switch anywhere in the file
+        (`inference_mode`, `tree_inference` or an `inference=` argument: the value model
+        follows a module's structure through `inference_mode`, not its mode, so a switch
+        two calls up could not be told apart), the Dropout as a direct field of a class
         of the project, and the key given at the position or keyword that the class's
         `__call__` passes to it; a class that passes `inference=` to its Dropout chooses
         the mode itself and is not reported. Monte Carlo dropout on purpose inside a
