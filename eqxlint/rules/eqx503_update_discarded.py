@@ -238,6 +238,44 @@ class UpdateDiscarded(Rule):
                     self.tx.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))  # expect: EQX503
                     return model, opt_state
         """, "optax's update as a statement: the updates and the new state both dropped"),
+        Bad("""
+            import equinox as eqx
+            import optax
+
+            def make_step(model, opt_state, optim, x, y):
+                (loss, aux), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(model, x, y)
+                updates, opt_state = optim.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))  # expect: EQX503
+                model = eqx.apply_updates(model, updates)  # expect: EQX503
+                return loss, aux
+
+            optim = optax.adamw(1e-3)
+            for x, y in loader:
+                loss, aux = make_step(model, opt_state, optim, x, y)
+        """, "the optimizer passed in by the loop that calls the step"),
+        Bad("""
+            import equinox as eqx
+            import jax
+            import optax
+
+            class Trainer:
+                def __init__(self):
+                    self.optim = optax.adam(1e-3)
+
+                @eqx.filter_jit
+                def step(self, model, opt_state, batch):
+                    grads = eqx.filter_grad(loss_fn)(model, batch)
+                    updates, opt_state = self.optim.update(grads, opt_state, model)  # expect: EQX503
+                    return eqx.apply_updates(model, updates)
+
+            def scan_body(carry, batch):
+                model, opt_state = carry
+                loss, grads = eqx.filter_value_and_grad(loss_fn)(model, batch)
+                updates, opt_state = optim.update(grads, opt_state, model)
+                model = eqx.apply_updates(model, updates)
+                return (model, opt_state), loss
+
+            (model, opt_state), losses = jax.lax.scan(scan_body, (model, opt_state), batches)
+        """, "a jitted method that returns only the model, beside a scan body that is right"),
     )
     good_examples = (
         Good("""
@@ -480,7 +518,7 @@ class _Context:
 
     def opt_state_kept_elsewhere(self, dropped: CallSite) -> bool:
         """Another `optimizer.update(...)` of the file keeps its new state: the author
-        threads it, and this drop (a probe, a diagnostic) is on purpose."""
+        threads it, and this drop into `_` (a probe, a diagnostic) is on purpose."""
         semantics = self.semantics
         for site in semantics.calls:
             func = site.node.func
@@ -495,7 +533,7 @@ class _Context:
 
     def state_kept_elsewhere(self, dropped: CallSite) -> bool:
         """Another call of a stateful model in the file keeps the new state it returns: this
-        drop (a second forward pass, a penalty term) is on purpose."""
+        drop into `_` (a second forward pass, a penalty term) is on purpose."""
         semantics = self.semantics
         for site in semantics.calls:
             if site is dropped or len(positional_args(site.node)) < 2 or \
@@ -812,7 +850,7 @@ def _dropped_opt_state(context: _Context, site: CallSite) -> Iterator[Finding]:
     if dropped is None:
         return
     why = _is_step(context, scope)
-    if why is None or context.opt_state_kept_elsewhere(site):
+    if why is None or (dropped.name == "_" and context.opt_state_kept_elsewhere(site)):
         return
     function = scope.node.name.value
     lost = " is thrown away into `_`" if dropped.name == "_" else \
@@ -871,7 +909,7 @@ def _dropped_state(context: _Context, site: CallSite) -> Iterator[Finding]:
     if dropped is None:
         return
     why = _is_training(context, scope)
-    if why is None or context.state_kept_elsewhere(site):
+    if why is None or (dropped.name == "_" and context.state_kept_elsewhere(site)):
         return
     function = scope.node.name.value
     shown = semantics.code_of(model_node)
