@@ -169,3 +169,57 @@ def test_eqx501_prefilter() -> None:
         b"batched = jax.vmap(model)\ninf = eqx.nn.inference_mode(model)\nbatched(x)\n")
     assert DropoutActiveAtEval.may_fire(b"drop = eqx.nn.Dropout(0.5)\ndef evaluate(m, k):\n")
     assert not DropoutActiveAtEval.may_fire(b"drop = eqx.nn.Dropout(0.5)\ndef train(m, k):\n")
+
+
+EVAL_WITH_DROPOUT = '''
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+
+    class Net(eqx.Module):
+        linear: eqx.nn.Linear
+        dropout: eqx.nn.Dropout
+
+        def __init__(self, key):
+            self.linear = eqx.nn.Linear(8, 2, key=key)
+            self.dropout = eqx.nn.Dropout(0.5)
+
+        def __call__(self, x, key):
+            return self.linear(self.dropout(x, key=key))
+
+
+    def loss_fn(model, x, key):
+        return jnp.mean(jax.vmap(model, in_axes=(0, None))(x, key) ** 2)
+
+
+    def evaluate(model, x, key):
+        return loss_fn(model, x, key)
+
+
+    model = Net(jax.random.key(0))
+    x = jnp.ones((16, 8))
+    batched = jax.vmap(model, in_axes=(0, None))
+    print(float(evaluate(model, x, jax.random.key(1))), float(evaluate(model, x, jax.random.key(2))))
+    model = eqx.nn.inference_mode(model)
+    a, b = batched(x, jax.random.key(1)), batched(x, jax.random.key(2))
+    print(bool(jnp.allclose(a, b)))
+'''
+
+
+def test_eqx501_what_it_flags_really_evaluates_with_dropout_on(tmp_path: Path) -> None:
+    """The stale `jax.vmap` after the switch, run for real: two keys, two answers."""
+    path = _write(tmp_path / "evaluate.py", EVAL_WITH_DROPOUT)
+    first, second = _run(path).splitlines()
+    assert len(set(first.split())) == 2  # the evaluation loss depends on the key
+    assert second == "False"  # the vmap built before the switch still drops units
+    found = _findings(path, "EQX501")
+    assert [(f["location"]["row"], f["code"]) for f in found] == [(31, "EQX501")]
+    assert "was built by `jax.vmap(model, ...)` before" in found[0]["message"]
+    # The evaluation function's check stays quiet here: the file switches to inference.
+    alone = _write(tmp_path / "alone.py", EVAL_WITH_DROPOUT.split("    model = eqx.nn")[0]
+                   + "    print(evaluate(Net(jax.random.key(0)), jnp.ones((2, 8)), "
+                     "jax.random.key(1)))\n")
+    found = _findings(alone, "EQX501")
+    assert [(f["location"]["row"], f["code"]) for f in found] == [(23, "EQX501")]
+    assert "`Net.dropout` is an `eqx.nn.Dropout` in training mode" in found[0]["message"]
