@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Iterator, Optional
 import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
-from eqxlint.rules.base import PROJECT_IMPORT, Bad, FixCase, Finding, Good, Rule
+from eqxlint.rules.base import (PROJECT_IMPORT, Bad, Finding, FirstLook, FixCase, Good, Rule,
+                                mentioned_in_project)
 from eqxlint.semantics import (Binding, CallSite, ClassInfo, Scope, Semantics, Value, argument,
                                dotted_name, keyword_arg, positional_args)
-from eqxlint.semantics.project import imports_project_module
 from eqxlint.semantics.syntax import parameters_of
 
 SWITCHES = ("equinox.nn.inference_mode", "equinox.tree_inference")
@@ -709,11 +709,11 @@ class DropoutActiveAtEval(Rule):
     )
 
     @classmethod
-    def may_fire(cls, source: bytes) -> bool:
+    def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
         """Only where such a call starts a statement (after a line start or a `;`), or
         switches a name in place in a file that wraps a callable (`vmap`, `partial`, a jit),
-        or where an evaluation function is defined and a Dropout is here or may be in a
-        module of the project. The cheap substring tests run first."""
+        or where an evaluation function is defined and a Dropout is here or in a module of
+        the project that the file imports. The cheap substring tests run first."""
         if not cls.static:
             return False
         if b"inference_mode" in source or b"tree_inference" in source:
@@ -723,7 +723,7 @@ class DropoutActiveAtEval(Rule):
                 return True
         if _EVAL_DEF.search(source) is None:
             return False
-        return b"Dropout" in source or imports_project_module(source)
+        return b"Dropout" in source or mentioned_in_project(source, look, b"Dropout")
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         yield from _discarded(semantics)

@@ -9,13 +9,12 @@ from typing import Iterator, Optional
 import libcst as cst
 
 from eqxlint.knowledge import optax_transforms
-from eqxlint.rules.base import Bad, Finding, Good, Rule
+from eqxlint.rules.base import Bad, Finding, FirstLook, Good, Rule, mentioned_in_project
 from eqxlint.rules.eqx202_transform_created_in_loop import JITS, jit_of_decorator
 from eqxlint.rules.eqx204_transform_created_per_call import called_in_loops
 from eqxlint.rules.eqx302_stateful_model_without_state import stateful_layer
 from eqxlint.semantics import (LOCAL_PREFIX, Binding, CallSite, ClassInfo, Scope, Semantics, Value, argument,
                                descendants, positional_args)
-from eqxlint.semantics.project import imports_project_module
 from eqxlint.semantics.syntax import parameters_of
 
 APPLY_UPDATES = ("equinox.apply_updates", "optax.apply_updates")
@@ -463,16 +462,16 @@ class UpdateDiscarded(Rule):
     )
 
     @classmethod
-    def may_fire(cls, source: bytes) -> bool:
-        """`apply_updates` or `value_and_grad`, or an `.update(` where optax (or a module of
-        the project, that may build the optimizer) is imported: a dict's `.update` alone
-        is not enough."""
-        if not super().may_fire(source):
+    def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
+        """`apply_updates` or `value_and_grad`, or an `.update(` where optax is used here or
+        in a module of the project the file imports (that may build the optimizer): a
+        dict's `.update` alone is not enough."""
+        if not super().may_fire(source, look):
             return False
         if b"apply_updates" in source or b"value_and_grad" in source:
             return True
         return _UPDATE_CALL.search(source) is not None and \
-            (b"optax" in source or imports_project_module(source))
+            (b"optax" in source or mentioned_in_project(source, look, b"optax"))
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         context = _Context(semantics)
