@@ -53,7 +53,7 @@ def rule_page(rule: type[Rule]) -> str:
     ]
     if rule.real_error:
         parts += ["The error as the libraries raise it (jax 0.10.2, equinox 0.13.8, optax 0.2.8):",
-                  "", f"```\n{rule.real_error}\n```", ""]
+                  "", f"```\n{dedent(rule.real_error).strip()}\n```", ""]
     parts += [
         "## Example",
         "",

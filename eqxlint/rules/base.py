@@ -280,3 +280,12 @@ def _compile_needle(needle: bytes) -> "Optional[re.Pattern[bytes]]":
     if needle[-1:].isspace() and tokens and tokens[-1][0] in _IDENTIFIER_CHARS:
         body = body + rb"(?![A-Za-z0-9_])"
     return re.compile(body)
+
+
+def mentioned_in_project(source: bytes, look: Optional["FirstLook"], needle: bytes) -> bool:
+    """Whether a project module the file imports holds `needle` (read through `look`);
+    without `look`, whether the file imports a project module at all."""
+    imported = look.imported if look is not None else None
+    if imported is None:
+        return imports_project_module(source)
+    return any(needle in text for text in imported.sources())

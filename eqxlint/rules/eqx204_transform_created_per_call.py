@@ -280,7 +280,7 @@ class TransformCreatedPerCall(Rule):
                    for name in set(_JITTED_NAME.findall(source)))
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
-        per_step = _called_in_loops(semantics)
+        per_step = called_in_loops(semantics)
         if not per_step:
             return
         for site in semantics.calls:
@@ -330,7 +330,7 @@ def _enclosing_function(scope: Optional[Scope]) -> Optional[Scope]:
     return scope
 
 
-def _called_in_loops(semantics: Semantics) -> set[int]:
+def called_in_loops(semantics: Semantics) -> set[int]:
     """ids of the defs that a loop of this file calls by name (or as `self.m(...)`)."""
     defs: set[int] = set()
     by_name_node: Optional[dict[int, cst.FunctionDef]] = None

@@ -217,7 +217,7 @@ class StatefulModelWithoutState(Rule):
             value = semantics.infer(func, at=site)
             if value is None or value.kind != "module" or value.cls is None:
                 continue
-            layer = _stateful_layer(semantics, value)
+            layer = stateful_layer(semantics, value)
             needed = _positional_arguments_needed(semantics, value)
             if layer is None or needed is None:
                 continue
@@ -282,7 +282,7 @@ def _show(shapes: list[tuple[int, ...]]) -> str:
     return ", ".join(str(shape) for shape in shapes)
 
 
-def _stateful_layer(semantics: Semantics, value: Value, seen: Optional[set[int]] = None
+def stateful_layer(semantics: Semantics, value: Value, seen: Optional[set[int]] = None
                     ) -> Optional[str]:
     """Name the stateful layer a module value holds (`an eqx.nn.BatchNorm`), if any.
 
@@ -312,7 +312,7 @@ def _stateful_layer(semantics: Semantics, value: Value, seen: Optional[set[int]]
             if assigned is not None and assigned.kind == "module":
                 held.append(assigned)
         for inner in held:
-            found = _stateful_layer(inner.owner or owner, inner, seen)
+            found = stateful_layer(inner.owner or owner, inner, seen)
             if found:
                 return found
     return None
