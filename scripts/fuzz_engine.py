@@ -251,9 +251,14 @@ def rename(source: str, names: tuple[str, ...]) -> str:
     mapping: dict[str, str] = {}
     lines = source.splitlines(keepends=True)  # tokenize's idea of lines
     replacements: list[tuple[int, int, str]] = []
+    in_future_import = False  # `from __future__ import x`: x is a feature, not a name
     try:
         for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type != tokenize.NAME or keyword.iskeyword(token.string) \
+            if token.string == "__future__":
+                in_future_import = True
+            elif token.type in (tokenize.NEWLINE, tokenize.ENDMARKER) or token.string == ";":
+                in_future_import = False
+            if in_future_import or token.type != tokenize.NAME or keyword.iskeyword(token.string) \
                     or keyword.issoftkeyword(token.string) or token.string.startswith("__"):
                 continue
             row, column = token.start
@@ -298,7 +303,8 @@ def hypothesmith_programs(count: int, seed: int, node_share: float) -> list[str]
         while len(programs) < wanted:
             # Each round starts from the simplest programs again: ask for more than are
             # missing (duplicates are dropped), and stop collecting once there are enough.
-            examples = max(200, int((wanted - len(programs)) * 1.3))
+            # Rounds of at most 500: hypothesis slows down as one run grows.
+            examples = min(500, max(200, int((wanted - len(programs)) * 1.3)))
 
             @settings(max_examples=examples, database=None, deadline=None,
                       suppress_health_check=list(HealthCheck))
@@ -311,6 +317,8 @@ def hypothesmith_programs(count: int, seed: int, node_share: float) -> list[str]
                 warnings.simplefilter("ignore")
                 hypothesis.seed(round_seed)(collect)()
             round_seed += 1000
+            print(f"generated {len(programs)} of {count} programs", file=sys.stderr,
+                  flush=True)
     return list(programs)[:count]
 
 
@@ -409,7 +417,9 @@ def check(name: str, roots: list[Path], base: Path, jobs: int, timeout: float,
     not_analysed = sorted(p for p, f in eqx000.items() if f["message"].startswith("not analysed"))
     crashed = sorted(p for p, f in eqx000.items() if "crashed" in f["message"]
                      or "worker" in f["message"])
-    warnings_libcst = stderr.count("eqxlint could not analyse this file")
+    warnings_libcst = sorted({line.split(": eqxlint could not analyse")[0].split(": ", 2)[-1]
+                              for line in stderr.splitlines()
+                              if "eqxlint could not analyse this file" in line})
     report = {
         "set": name, "files": len(files), "invocations": len(runs),
         "seconds": round(sum(r["seconds"] for _, r in runs), 1),
@@ -429,7 +439,8 @@ def check(name: str, roots: list[Path], base: Path, jobs: int, timeout: float,
         "not_analysed": not_analysed[:20], "crashed": crashed[:20],
         "hangs": problems["hang"], "bad_exit_or_output": problems["bad_exit_or_output"],
         "traceback": "Traceback" in stderr, "internal_errors": stderr.count("internal error"),
-        "libcst_could_not_analyse_warnings": warnings_libcst,
+        "libcst_could_not_analyse_warnings": len(warnings_libcst),
+        "libcst_could_not_analyse": warnings_libcst[:20],
         "other_stderr": sorted({line for line in stderr.splitlines()
                                 if "could not analyse" not in line
                                 and "skipped" not in line})[:10],
