@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import bisect
 import os
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
 import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic, Edit, Fix, Location
 from eqxlint.linter import LineIndex
-from eqxlint.rules.base import Finding, Rule, prefilter_view
+from eqxlint.rules.base import Finding, FirstLook, Rule, prefilter_view
 from eqxlint.semantics import Semantics
-from eqxlint.semantics.project import ProjectIndex, shared_index
+from eqxlint.semantics.project import ImportedSources, ProjectIndex, shared_index
 from eqxlint.syntax import SYNTAX_ERROR, cpython_refusal
 
 if TYPE_CHECKING:
@@ -26,6 +28,37 @@ if TYPE_CHECKING:
 # libcst's memory and time grow fast with size (a 5 MB one-line list took 6.8 GB and
 # minutes): a bigger file is syntax-checked by CPython but not analysed.
 MAX_ANALYSED_CHARACTERS = 4_000_000
+
+
+_UNVALIDATED = threading.Lock()
+
+
+@contextmanager
+def unvalidated_nodes() -> Iterator[None]:
+    """libcst checks every node it builds (`CSTNode.__post_init__` calls `_validate`),
+    also those its own parser builds, which are valid by construction: measured at about
+    a seventh of a parse (libcst's own PERF note there says as much). Skipped while
+    eqxlint parses; nodes built for fixes are still checked, the switch is off again
+    when the parse returns. A lock keeps two parses from interleaving the switch."""
+    from libcst._nodes.base import CSTNode
+
+    with _UNVALIDATED:
+        validating = CSTNode.__dict__["__post_init__"]
+        CSTNode.__post_init__ = _no_validation  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            CSTNode.__post_init__ = validating  # type: ignore[method-assign]
+
+
+def _no_validation(self: object) -> None:
+    return None
+
+
+def parse_module(text: str) -> cst.Module:
+    """`libcst.parse_module`, without re-validating what the parser built."""
+    with unvalidated_nodes():
+        return cst.parse_module(text)
 
 
 class NotAnalysed(Exception):
@@ -44,7 +77,7 @@ def parse_or_explain(text: str, display: str) -> "cst.Module | Diagnostic":
                     f"{MAX_ANALYSED_CHARACTERS:,} eqxlint gives libcst",
             hint="Exclude this file (generated code?) or split it")
     try:
-        return cst.parse_module(text)
+        return parse_module(text)
     except cst.ParserSyntaxError as error:
         reason = f"libcst's parser stops at {error.raw_line}:{error.raw_column + 1}: " + (
             error.message.strip().splitlines() or ["invalid syntax"])[0]
@@ -74,14 +107,25 @@ def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
     `cells`: for a notebook's joined text, where each code cell begins (row, cell number).
     """
     data = prefilter_view(raw if raw is not None else text.encode("utf-8", "surrogatepass"))
-    active = [rule for rule in rules if rule.static and (not use_prefilter or rule.may_fire(data))]
+    index = (project or shared_index()) if path and not _WITHOUT_PROJECT_INDEX else None
+    # Without an index nothing is learnt from imported modules: an empty view says so.
+    look = FirstLook(data, ImportedSources(index, path, data))
+    active = [rule for rule in rules
+              if rule.static and (not use_prefilter or rule.may_fire(data, look))]
     if not active:
         return []
-    module = parse_or_explain(text, display)
-    if isinstance(module, Diagnostic):
-        return [module]
-    semantics = Semantics.of(module, path, (project or shared_index())
-                             if path and not _WITHOUT_PROJECT_INDEX else None, cells, text)
+    shared = index is not None and path is not None and not cells
+    semantics = index.known_semantics(path, text) if shared else None  # type: ignore[union-attr]
+    if semantics is not None:
+        module = semantics.module
+    else:
+        parsed = parse_or_explain(text, display)
+        if isinstance(parsed, Diagnostic):
+            return [parsed]
+        module = parsed
+        semantics = Semantics.of(module, path, index, cells, text)
+        if shared:
+            index.remember(path, text, semantics)  # type: ignore[union-attr,arg-type]
     findings: list[tuple[type[Rule], Finding]] = []
     for rule in active:
         for finding in rule().check(semantics):

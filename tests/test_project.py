@@ -201,3 +201,30 @@ def test_relative_imports_above_the_package_and_cycles_do_not_break_the_run(
     _write(root / "pkg" / "c.py", "from ...outside import X\nimport optax\n"
            "optax.adam(1e-3).init(X)\n")
     assert _findings(root, ".") == []
+
+
+def test_the_prefilter_reads_the_imported_modules_and_loses_no_finding(project: Path) -> None:
+    """A rule that may learn what it needs from an imported module is run on a file when
+    that module's text holds the rule's words; parsing every file finds nothing more."""
+    with_prefilter = _statements(_findings(project, "."), project)
+    command = [sys.executable, "-m", "eqxlint", "--no-cache", "--no-prefilter",
+               "--output-format", "json", "."]
+    completed = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 1, completed.stderr
+    assert _statements(json.loads(completed.stdout), project) == with_prefilter
+
+
+def test_every_import_statement_counts_as_a_dependency(tmp_path: Path) -> None:
+    """Consecutive `from` imports, bracketed and continued lists: each module is read."""
+    from eqxlint.semantics.project import ProjectIndex
+
+    root = tmp_path / "proj"
+    _write(root / "pyproject.toml", "[project]\nname = 'p'\n")
+    for name in ("a", "b", "c", "d", "e"):
+        _write(root / "pkg" / f"{name}.py", f"X_{name} = 1\n")
+    _write(root / "pkg" / "__init__.py", "")
+    importer = root / "pkg" / "main.py"
+    _write(importer, "from .a import X_a\nfrom .b import X_b\nfrom .c import (\n    X_c,\n)\n"
+                     "import pkg.d, \\\n    pkg.e\n")
+    found = ProjectIndex().dependencies(importer, importer.read_bytes())
+    assert {path.name for path in found} >= {"a.py", "b.py", "c.py", "d.py", "e.py"}

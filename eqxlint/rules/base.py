@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import textwrap
+import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Iterator, Optional
+from typing import TYPE_CHECKING, ClassVar, Iterator, Optional, Union
 
 import libcst as cst
 
 from eqxlint.diagnostics import Applicability, Diagnostic
 from eqxlint.semantics import Semantics
-from eqxlint.semantics.project import imports_project_module
+from eqxlint.semantics.project import ImportedSources, imports_project_module
 
 if TYPE_CHECKING:  # the runtime context imports jax; the linter must not
     from eqxlint.runtime.checker import RuntimeContext
 
-# A trigger met by any import of a module that is not a known library (see may_fire).
+# A trigger met when the group's other words occur in a project module the file
+# imports (see may_fire).
 PROJECT_IMPORT = b"\0project-import\0"
+# An import that can name optax's public transformations (`import optax`, `from optax
+# import adamw`, `from optax.contrib import muon`): the only way the semantics learns
+# that a value is an optimizer. optax's own `from optax._src import alias` is not one.
+IMPORTS_PUBLIC_OPTAX = re.compile(
+    rb"(?m)(?:^|;)[ \t]*(?:import[ \t]+(?:[\w.]+(?:[ \t]+as[ \t]+\w+)?[ \t]*,[ \t\\\n]*)*"
+    rb"optax\b|from[ \t]+optax(?:\.(?!_)\w+)*[ \t]+import\b)")
 EXPECT_MARKER = re.compile(r"\s*# expect: (EQX\d{3}(?:, *EQX\d{3})*)\s*$")
 
 
@@ -113,7 +122,7 @@ class Rule:
     fix_applicability: ClassVar[Optional[Applicability]] = None
     # The file must contain, for each group, at least one of its strings, or the
     # rule cannot fire there and the file is not parsed for it.
-    triggers: ClassVar[tuple[tuple[bytes, ...], ...]] = ()
+    triggers: ClassVar[tuple[tuple["Union[bytes, re.Pattern[bytes]]", ...], ...]] = ()
     static: ClassVar[bool] = True
     # False: selected only when named (`--extend-select EQX001`, a prefix or ALL), as
     # Ruff's RUF100. Must agree with eqxlint.rules.OFF_BY_DEFAULT (read without imports).
@@ -131,24 +140,76 @@ class Rule:
         return iter(())
 
     @classmethod
-    def may_fire(cls, source: bytes) -> bool:
+    def may_fire(cls, source: bytes, look: Optional["FirstLook"] = None) -> bool:
         """The cheap text test: False means the rule cannot fire on this source.
 
         A needle is code, not text: `b".init("` also matches `opt . init (`, a space
         in a needle matches any whitespace, line continuation or comment, and `\r`
         line endings or form feeds change nothing (see trigger_matches). A group holding
-        PROJECT_IMPORT is also met by a file that imports a module of its own project
-        (what the rule needs may be defined there).
+        PROJECT_IMPORT is also met when one of its other needles occurs in a project
+        module the file imports (read through `look`; what the rule needs may be defined
+        there). Without `look`, any import of a project module meets it.
+
+        A rule may look closer (Python's `ast` of the file, from `look.tree()`), as long
+        as False still means "cannot fire": tests compare the findings with and without
+        the pre-filter on every example.
         """
         if not cls.static:
             return False
         for group in cls.triggers:
-            if any(trigger_matches(needle, source) for needle in group if needle != PROJECT_IMPORT):
+            needles = [needle for needle in group if needle != PROJECT_IMPORT]
+            if any(trigger_matches(needle, source) for needle in needles):
                 continue
-            if PROJECT_IMPORT in group and imports_project_module(source):
-                continue
+            if PROJECT_IMPORT in group:
+                imported = look.imported if look is not None else None
+                if imported is None:
+                    if imports_project_module(source):
+                        continue
+                elif any(trigger_matches(needle, text) for text in imported.sources()
+                         for needle in needles):
+                    continue
             return False
         return True
+
+
+class FirstLook:
+    """What the rules' first looks at one file share: Python's syntax tree of the file
+    (`ast`, many times cheaper than libcst; built once, for the first rule that asks)
+    and the text of the project modules the file imports."""
+
+    def __init__(self, source: bytes, imported: Optional[ImportedSources] = None) -> None:
+        self.source = source
+        self.imported = imported
+        self._tree: Optional[ast.Module] = None
+        self._refused = False
+
+    def tree(self) -> Optional[ast.Module]:
+        """The file's `ast`; None when `ast` cannot build it (the rule must then say yes)."""
+        if self._tree is None and not self._refused:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # SyntaxWarning: not the rules' business
+                    self._tree = ast.parse(self.source)
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                self._refused = True
+        return self._tree
+
+
+def statement_blocks(node: ast.AST) -> Iterator[list[ast.stmt]]:
+    """Every statement list below `node` (bodies, branches, handlers, cases), outermost
+    first, without walking into expressions: the cheap way round an `ast` tree."""
+    pending: list[ast.AST] = [node]
+    while pending:
+        current = pending.pop()
+        for value in vars(current).values():
+            if not isinstance(value, list) or not value:
+                continue
+            first = value[0]
+            if isinstance(first, ast.stmt):
+                yield value
+                pending.extend(value)
+            elif isinstance(first, (ast.excepthandler, ast.match_case)):
+                pending.extend(value)
 
 
 @dataclass
@@ -188,14 +249,17 @@ _BETWEEN = rb"(?:[ \t\x0c\r\n\\]|#[^\r\n]*(?:\r\n|\r|\n|$))*"
 _PATTERNS: dict[bytes, "Optional[re.Pattern[bytes]]"] = {}
 
 
-def trigger_matches(needle: bytes, source: bytes) -> bool:
+def trigger_matches(needle: "Union[bytes, re.Pattern[bytes]]", source: bytes) -> bool:
     """Whether `source` may hold the code `needle` spells, however it is spaced.
 
     An identifier-only needle is a plain substring test (fast). Any other needle is
     matched token by token, with whatever Python allows between tokens; a leading or
-    trailing space means "not glued to a letter" (`" in "` matches `'a'in b`). The test
-    may say yes too often (in comments and strings), never too rarely.
+    trailing space means "not glued to a letter" (`" in "` matches `'a'in b`). A compiled
+    pattern is searched as it is. The test may say yes too often (in comments and
+    strings), never too rarely.
     """
+    if isinstance(needle, re.Pattern):
+        return needle.search(source) is not None
     pattern = _PATTERNS.get(needle, b"")  # type: ignore[arg-type]
     if pattern == b"":
         pattern = _PATTERNS[needle] = _compile_needle(needle)

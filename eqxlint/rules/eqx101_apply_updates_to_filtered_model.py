@@ -21,7 +21,7 @@ class ApplyUpdatesToFilteredModel(Rule):
     name = "apply-updates-to-filtered-model"
     summary = "`eqx.apply_updates` on a filtered model turns every non-array field into None"
     fix_applicability = "safe"
-    triggers = ((b"apply_updates", b"tree_map", b"tree.map"), (b"filter", b"partition"))
+    triggers = ((b"apply_updates", b"tree_map", b"tree.map"), (b" filter ", b" partition "))
     what_it_does = """
         Checks for `eqx.apply_updates(params, updates)` where `params` is the result of
         `eqx.filter(model, ...)` or the first half of `eqx.partition(model, ...)` (inline,

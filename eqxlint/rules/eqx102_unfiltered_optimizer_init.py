@@ -8,7 +8,7 @@ import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
 from eqxlint.knowledge import optax_transforms
-from eqxlint.rules.base import Bad, FixCase, Finding, Good, PROJECT_IMPORT, Rule
+from eqxlint.rules.base import IMPORTS_PUBLIC_OPTAX, Bad, FixCase, Finding, Good, PROJECT_IMPORT, Rule
 from eqxlint.semantics import Semantics, Value, argument, keyword_arg, positional_args
 from eqxlint.semantics.values import ARRAY_LIKE_SCALARS
 
@@ -23,7 +23,7 @@ class UnfilteredOptimizerInit(Rule):
     name = "unfiltered-optimizer-init"
     summary = "`optim.init(model)` on a module holding callables or Python scalars"
     fix_applicability = "safe"
-    triggers = ((b".init(",), (b"optax", PROJECT_IMPORT))
+    triggers = ((b".init(",), (IMPORTS_PUBLIC_OPTAX, PROJECT_IMPORT))
     what_it_does = """
         Checks for `optim.init(model)` where `optim` is an optax transformation and `model`
         an Equinox module that holds non-array leaves: an `eqx.nn.MLP` (its activation

@@ -8,7 +8,7 @@ from typing import Iterator, Optional
 import libcst as cst
 
 from eqxlint.knowledge import optax_transforms
-from eqxlint.rules.base import Bad, FixCase, Finding, Good, PROJECT_IMPORT, Rule
+from eqxlint.rules.base import IMPORTS_PUBLIC_OPTAX, Bad, Finding, FirstLook, FixCase, Good, PROJECT_IMPORT, Rule
 from eqxlint.semantics import CallSite, Semantics, Value, argument, keyword_arg, positional_args
 
 GRAD_TRANSFORMS = ("equinox.filter_grad", "equinox.filter_value_and_grad")
@@ -19,16 +19,16 @@ class OptimizerUpdateWithoutParams(Rule):
     name = "optimizer-update-without-params"
     summary = "`optim.update(grads, opt_state)` without params, for an optimizer that reads them"
     fix_applicability = "unsafe"
-    triggers = ((b".update(",), (b"optax", PROJECT_IMPORT))
+    triggers = ((b".update(",), (IMPORTS_PUBLIC_OPTAX, PROJECT_IMPORT))
 
     @classmethod
-    def may_fire(cls, source: bytes) -> bool:
+    def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
         """Only where some `.update(` call has a second argument (`dict.update(x)` has not).
 
         Sound: the rule looks only at `update(grads, opt_state)` calls, which have a comma
         between their brackets. A call the scan cannot read is parsed anyway.
         """
-        if not super().may_fire(source):
+        if not super().may_fire(source, look):
             return False
         calls = list(_UPDATE_CALL.finditer(source))
         return not calls or any(_has_second_argument(source, call.end()) for call in calls)

@@ -7,7 +7,7 @@ from typing import Iterator, Optional, Union
 
 import libcst as cst
 
-from eqxlint.rules.base import Bad, FixCase, Finding, Good, Rule
+from eqxlint.rules.base import Bad, Finding, FirstLook, FixCase, Good, Rule
 from eqxlint.semantics import CallSite, Semantics, Value, argument, descendants
 from eqxlint.semantics.values import ARRAY_KINDS
 
@@ -223,14 +223,14 @@ class ArrayMembershipTest(Rule):
     )
 
     @classmethod
-    def may_fire(cls, source: bytes) -> bool:
+    def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
         """Only where a lambda tests membership, or a def is given to a filter or a map.
 
         Sound: the check follows lambdas written inside the call's brackets (their
         whole body is scanned, up to the comma or bracket that ends it) and
         module-level defs passed by name.
         """
-        if not super().may_fire(source):
+        if not super().may_fire(source, look):
             return False
         if _RENAMED.search(source):
             return True  # `from equinox import filter as keep`: the call is not recognisable

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 import libcst as cst
 
 from eqxlint.knowledge import optax_transforms
-from eqxlint.rules.base import Bad, FixCase, Finding, Good, Rule
+from eqxlint.rules.base import IMPORTS_PUBLIC_OPTAX, Bad, FixCase, Finding, Good, Rule
 from eqxlint.semantics import Semantics, Value, argument, keyword_arg, positional_args
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ class UnfilteredParamsToUpdate(Rule):
     name = "unfiltered-params-to-update"
     summary = "`optim.update(grads, opt_state, model)` with the whole module as params"
     fix_applicability = "safe"
-    triggers = ((b".update(",), (b"optax",))
+    triggers = ((b".update(",), (IMPORTS_PUBLIC_OPTAX,))
     what_it_does = """
         Checks for `optim.update(grads, opt_state, model)` (or `params=model`) where
         `model` is an Equinox module that holds a function (an activation, an

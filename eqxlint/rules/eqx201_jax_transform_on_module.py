@@ -7,7 +7,7 @@ from typing import Iterator, Optional
 
 import libcst as cst
 
-from eqxlint.rules.base import Bad, FixCase, Finding, Good, PROJECT_IMPORT, Rule
+from eqxlint.rules.base import Bad, Finding, FirstLook, FixCase, Good, PROJECT_IMPORT, Rule
 from eqxlint.semantics import (LOCAL_PREFIX, CallSite, Leaf, Semantics, Value, argument,
                                keyword_arg, positional_args)
 from eqxlint.semantics.values import ARRAY_KINDS, PYTHON_SCALAR_KINDS
@@ -420,13 +420,13 @@ class JaxTransformOnModule(Rule):
     )
 
     @classmethod
-    def may_fire(cls, source: bytes) -> bool:
+    def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
         """Only where a transformation decorates a def, or is applied to a def's name.
 
         Sound: the check itself looks at nothing else (a transformation of a lambda or
         of an imported function is not followed).
         """
-        if not super().may_fire(source):
+        if not super().may_fire(source, look):
             return False
         if _DECORATED.search(source):
             return True

@@ -7,7 +7,7 @@ from typing import Iterator, Optional
 
 import libcst as cst
 
-from eqxlint.rules.base import Bad, Finding, Good, Rule
+from eqxlint.rules.base import Bad, Finding, FirstLook, Good, Rule
 from eqxlint.semantics import Binding, CallSite, Semantics, argument, descendants
 
 JITS = ("jax.jit", "equinox.filter_jit", "jax.pmap", "equinox.filter_pmap")
@@ -226,9 +226,9 @@ class TransformCreatedInLoop(Rule):
     )
 
     @classmethod
-    def may_fire(cls, source: bytes) -> bool:
+    def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
         """Only where `jit(`/`pmap(` gets a lambda, a partial, or a def nested in a block."""
-        if not super().may_fire(source):
+        if not super().may_fire(source, look):
             return False
         if _DECORATED.search(source):
             return True

@@ -9,7 +9,7 @@ from typing import Iterator, Optional
 import libcst as cst
 
 from eqxlint.knowledge import jax_transforms
-from eqxlint.rules.base import Bad, Finding, Good, Rule
+from eqxlint.rules.base import Bad, Finding, FirstLook, Good, Rule
 from eqxlint.semantics import CallSite, Semantics, argument, positional_args
 
 # Where each lax function takes values that it traces, and under which measured name.
@@ -236,10 +236,10 @@ class ModuleThroughLaxControlFlow(Rule):
     )
 
     @classmethod
-    def may_fire(cls, source: bytes) -> bool:
+    def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
         """Only where a lax control-flow function is called, or a jit is given a bare name
         (`jax.jit(model)`) (any alias in front)."""
-        return super().may_fire(source) and _CONSUMER_CALL.search(source) is not None
+        return super().may_fire(source, look) and _CONSUMER_CALL.search(source) is not None
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         for site in semantics.calls:

@@ -7,7 +7,7 @@ from typing import Iterator, Optional, Union
 
 import libcst as cst
 
-from eqxlint.rules.base import Bad, Finding, Good, Rule
+from eqxlint.rules.base import Bad, Finding, FirstLook, Good, Rule
 from eqxlint.rules.eqx202_transform_created_in_loop import (JITS, jit_decorated_defs,
                                                              jit_of_decorator)
 from eqxlint.semantics import CallSite, Scope, Semantics, argument, descendants, dotted_name
@@ -270,9 +270,9 @@ class TransformCreatedPerCall(Rule):
     )
 
     @classmethod
-    def may_fire(cls, source: bytes) -> bool:
+    def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
         """Only where a jit gets something each call could make anew, or decorates a def."""
-        if not super().may_fire(source):
+        if not super().may_fire(source, look):
             return False
         if _CREATED.search(source):
             return True

@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import ast
-import re
-from collections import Counter
 from typing import TYPE_CHECKING, Iterator, Optional, Union
 
 import libcst as cst
 
 from eqxlint.knowledge import equinox_nn
-from eqxlint.rules.base import Bad, Finding, Good, Rule
+from eqxlint.rules.base import Bad, Finding, FirstLook, Good, Rule, statement_blocks
 from eqxlint.semantics import (LOCAL_PREFIX, Binding, ClassInfo, Semantics, Value, argument,
                                descendants, dotted_name)
 
 if TYPE_CHECKING:
     from eqxlint.diagnostics import Diagnostic
     from eqxlint.runtime.checker import RuntimeContext
-
-_NAME_TO_FIELD = re.compile(rb"self\.\w+\s*=\s*([A-Za-z_]\w*)\s*(?:#|;|$)", re.MULTILINE)
-_FIELD_TO_FIELD = re.compile(rb"self\.\w+\s*=\s*self\.\w+\s*(?:#|;|$)|self\.\w+\s*,\s*self\.",
-                             re.MULTILINE)
-_REPEATED_LIST = re.compile(rb"\]\s*\*|\*\s*\[")
-_LITERAL = re.compile(rb"self\.\w+\s*=\s*[\[(]|Sequential\s*\(")
 
 HINT = ("Tie them with `eqx.nn.Shared((encoder, decoder), where, get)`; for independent "
         "layers, build each one with its own key")
@@ -288,28 +280,30 @@ class ModuleStoredTwice(Rule):
     )
 
     @classmethod
-    def may_fire(cls, source: bytes) -> bool:
-        """A cheap first look for each shape the check reports: one name stored in two
-        fields, a field assigned from a field (or several in one tuple assignment), a
-        list multiplied, or a list or tuple literal (in a field or a Sequential) naming
-        one name twice, which Python's `ast` confirms."""
-        if not super().may_fire(source):
+    def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
+        """A first look at Python's `ast` for each shape the check reports: in one block
+        of a method, one name stored in two fields or a field assigned from a field; a
+        field given a list that repeats a name or multiplies a one-item list; and (when
+        `Sequential` occurs at all) any call given such a list first. Sound: the check
+        looks at nothing else, and only in methods of classes."""
+        if not super().may_fire(source, look):
             return False
-        if _FIELD_TO_FIELD.search(source) or _REPEATED_LIST.search(source):
+        tree = (look or FirstLook(source)).tree()
+        if tree is None:
             return True
-        if any(count > 1 for count in Counter(_NAME_TO_FIELD.findall(source)).values()):
-            return True
-        if not _LITERAL.search(source):
-            return False
-        try:
-            tree = ast.parse(source)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            return True
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.List, ast.Tuple)):
-                names = [e.id for e in node.elts if isinstance(e, ast.Name)]
-                if len(names) != len(set(names)):
-                    return True
+        classes = [statement for block in statement_blocks(tree) for statement in block
+                   if isinstance(statement, ast.ClassDef)]
+        for node in classes:
+            if any(_may_store_twice(block) for method in node.body
+                   if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef))
+                   for block in statement_blocks(method)):
+                return True
+        if b"Sequential" in source:
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Call):
+                    given = node.args[:1] + [k.value for k in node.keywords if k.arg == "layers"]
+                    if any(_may_repeat(value) for value in given):
+                        return True
         return False
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
@@ -356,6 +350,48 @@ def _leaves(module: object) -> list[object]:
     import jax
 
     return jax.tree_util.tree_leaves(module)
+
+
+def _may_store_twice(block: list[ast.stmt]) -> bool:
+    """The first look's view of _stored_twice_in_block: could a finding be in here?"""
+    fields_of_name: dict[str, set[str]] = {}
+    for statement in block:
+        if not isinstance(statement, ast.Assign) or len(statement.targets) != 1:
+            continue
+        target, value = statement.targets[0], statement.value
+        pairs = list(zip(target.elts, value.elts)) if isinstance(target, (ast.Tuple, ast.List)) \
+            and isinstance(value, (ast.Tuple, ast.List)) and len(target.elts) == len(value.elts) \
+            else [(target, value)]
+        for one_target, one_value in pairs:
+            field = _ast_self_field(one_target)
+            if field is None:
+                continue
+            if isinstance(one_value, ast.Name):
+                fields = fields_of_name.setdefault(one_value.id, set())
+                fields.add(field)
+                if len(fields) > 1:
+                    return True
+            elif _ast_self_field(one_value) is not None or _may_repeat(one_value):
+                return True
+    return False
+
+
+def _ast_self_field(node: ast.AST) -> Optional[str]:
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+            and node.value.id == "self":
+        return node.attr
+    return None
+
+
+def _may_repeat(value: ast.AST) -> bool:
+    """`[layer] * n`, `n * (layer,)` or a list or tuple naming one name twice."""
+    if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Mult):
+        return any(isinstance(side, (ast.List, ast.Tuple)) and len(side.elts) == 1
+                   for side in (value.left, value.right))
+    if isinstance(value, (ast.List, ast.Tuple)):
+        names = [element.id for element in value.elts if isinstance(element, ast.Name)]
+        return len(names) != len(set(names))
+    return False
 
 
 def _finding(node: cst.CSTNode, what: str) -> Finding:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
-from eqxlint.rules.base import Bad, FixCase, Finding, Good, Rule
+from eqxlint.rules.base import Bad, Finding, FirstLook, FixCase, Good, Rule
 from eqxlint.semantics import Semantics, argument, dotted_name
 
 SWITCHES = ("equinox.nn.inference_mode", "equinox.tree_inference")
@@ -163,9 +163,9 @@ class DropoutActiveAtEval(Rule):
     )
 
     @classmethod
-    def may_fire(cls, source: bytes) -> bool:
+    def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
         """Only where such a call starts a statement (after a line start or a `;`)."""
-        return super().may_fire(source) and _STATEMENT_CALL.search(source) is not None
+        return super().may_fire(source, look) and _STATEMENT_CALL.search(source) is not None
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         for site in semantics.calls:

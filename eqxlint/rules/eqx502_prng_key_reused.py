@@ -12,7 +12,7 @@ from typing import Iterator, Optional, Union
 
 import libcst as cst
 
-from eqxlint.rules.base import Bad, Finding, Good, Rule
+from eqxlint.rules.base import Bad, Finding, FirstLook, Good, Rule
 from eqxlint.semantics import (CallSite, Scope, Semantics, descendants, dotted_name,
                                keyword_arg, positional_args)
 
@@ -473,7 +473,7 @@ class PrngKeyReused(Rule):
     )
 
     @classmethod
-    def may_fire(cls, source: bytes) -> bool:
+    def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
         """A cheap first look: could one key be drawn from twice, or in a loop?
 
         Sound: consumers are jax.random samplers and `split`/`fold_in`, called by their
@@ -486,7 +486,7 @@ class PrngKeyReused(Rule):
         A file `ast` cannot parse, or that imports a function or layer under another
         name, goes to the full check.
         """
-        if not super().may_fire(source):
+        if not super().may_fire(source, look):
             return False
         if _RENAMED_IMPORT.search(source):
             return True
@@ -495,9 +495,8 @@ class PrngKeyReused(Rule):
             return False
         if not any(count > 1 for count in counts.values()) and not _LOOP.search(source):
             return False
-        try:
-            tree = ast.parse(source)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
+        tree = (look or FirstLook(source)).tree()
+        if tree is None:
             return True
         samplers = _imported_from(source, "jax.random")
         layers = _imported_from(source, "equinox.nn")
@@ -947,25 +946,64 @@ def _drawn_in_loop(tree: ast.AST, samplers: set[str], layers: set[str],
 
     Assignments counted: plain, augmented and annotated ones and `for` targets, outside
     nested functions, classes and comprehensions: all of them the check sees too.
+    Statements are walked one level at a time; only code inside a loop (the innermost
+    one, until a def, class or lambda) is searched for calls.
     """
-    pending: list[tuple[ast.AST, Optional[ast.AST]]] = [(tree, None)]
     assigned_in: dict[int, set[str]] = {}
-    while pending:
-        node, loop = pending.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-            loop = None
-        elif isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
-            loop = node
-        elif loop is not None and isinstance(node, ast.Call):
-            names = _keys_of_call(node, samplers, layers, nn_aliases)
+
+    def drawn(node: ast.AST, loop: ast.AST) -> bool:
+        for call in _calls_outside_lambdas(node):
+            names = _keys_of_call(call, samplers, layers, nn_aliases)
             if names:
                 assigned = assigned_in.get(id(loop))
                 if assigned is None:
                     assigned = assigned_in[id(loop)] = _assigned_in_loop(loop)
                 if any(name not in assigned for name in names):
                     return True
-        pending.extend((child, loop) for child in ast.iter_child_nodes(node))
+        return False
+
+    pending: list[tuple[ast.stmt, Optional[ast.AST]]] = \
+        [(statement, None) for statement in getattr(tree, "body", [])]
+    while pending:
+        statement, loop = pending.pop()
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            loop = None
+        elif isinstance(statement, (ast.For, ast.AsyncFor, ast.While)):
+            loop = statement
+        for value in vars(statement).values():
+            if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
+                pending.extend((inner, loop) for inner in value)
+            elif isinstance(value, list) and value and isinstance(value[0], (
+                    ast.excepthandler, ast.match_case)):
+                pending.extend((inner, loop) for part in value for inner in part.body)
+                guards = [getattr(part, "type", None) or getattr(part, "guard", None)
+                          for part in value]
+                if loop is not None and any(drawn(guard, loop) for guard in guards
+                                            if guard is not None):
+                    return True
+            elif loop is not None and isinstance(value, (ast.AST, list)) and any(
+                    drawn(part, loop) for part in (value if isinstance(value, list) else [value])
+                    if isinstance(part, ast.AST)):
+                return True
     return False
+
+
+def _calls_outside_lambdas(node: ast.AST) -> Iterator[ast.Call]:
+    """The calls in an expression (or a statement's own expressions), not inside a lambda."""
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, ast.Lambda):
+            continue
+        if isinstance(current, ast.Call):
+            yield current
+        for value in vars(current).values():
+            if isinstance(value, ast.AST):
+                if not isinstance(value, ast.stmt):
+                    pending.append(value)
+            elif isinstance(value, list):
+                pending.extend(part for part in value
+                               if isinstance(part, ast.AST) and not isinstance(part, ast.stmt))
 
 
 def _assigned_in_loop(loop: ast.AST) -> set[str]:

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import OrderedDict
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
 if TYPE_CHECKING:
     from eqxlint.semantics.inference import Semantics
@@ -37,11 +38,15 @@ LIBRARIES = frozenset({
     "omegaconf", "yaml", "tensorflow", "tensorflow_datasets", "pytest", "__future__",
 })
 MAX_FILE_BYTES = 2_000_000  # a dependency bigger than this is not read
+REMEMBERED_LINTED_FILES = 128
 
 # Import statements, found in bytes without parsing (for cache keys).
+# The names of `from m import ...` run to the line's end, across backslash continuations,
+# or to the closing bracket.
 _IMPORT_LINE = re.compile(
-    rb"^[ \t]*(?:from[ \t]+(?P<module>\.*[\w.]*)[ \t]+import[ \t]+(?P<names>\(?[\w., \t\\\r\n]+\)?)"
-    rb"|import[ \t]+(?P<plain>[\w., \t]+))", re.MULTILINE)
+    rb"^[ \t]*(?:from[ \t]+(?P<module>\.*[\w.]*)[ \t]+import[ \t]*"
+    rb"(?P<names>\([^)]*\)?|(?:[\w., \t]|\\\r?\n)+)"
+    rb"|import[ \t]+(?P<plain>(?:[\w., \t]|\\\r?\n)+))", re.MULTILINE)
 
 
 class ProjectIndex:
@@ -56,6 +61,14 @@ class ProjectIndex:
         self._digests: dict[Path, Optional[str]] = {}
         self._resolved: dict[tuple[Path, str], Optional[tuple[Path, tuple[str, ...]]]] = {}
         self._modules: dict[tuple[Path, tuple[str, ...]], Optional[tuple[Path, tuple[str, ...]]]] = {}
+        # Files read, keyed by what stat says of them: a dependency shared by many
+        # importers is read once per run (and again if it changes on disk).
+        self._texts: dict[Path, tuple[tuple[int, int], Optional[str]]] = {}
+        self._dependencies: dict[tuple[Path, bytes], list[Path]] = {}
+        self._views: dict[Path, tuple[str, bytes]] = {}
+        self._direct: dict[Path, tuple[str, list[Path]]] = {}  # imports of one file
+        self._listings: dict[str, frozenset[str]] = {}  # folder -> its entries
+        self._linted: OrderedDict[tuple[Path, str], "Semantics"] = OrderedDict()
 
     def set_overlay(self, path: Path, text: Optional[str]) -> None:
         """An editor buffer changed (or closed, with None): forget what was read of it."""
@@ -65,7 +78,10 @@ class ProjectIndex:
         else:
             self.overlays[key] = text
         self._digests.pop(key, None)
+        self._dependencies.clear()
         self._semantics = {k: v for k, v in self._semantics.items() if k[0] != key}
+        for linted in [k for k in self._linted if k[0] == key]:
+            del self._linted[linted]
 
     def forget_layout(self) -> None:
         """Files were created, moved or deleted (an editor session): resolve imports anew."""
@@ -73,6 +89,9 @@ class ProjectIndex:
         self._resolved.clear()
         self._modules.clear()
         self._digests.clear()
+        self._dependencies.clear()
+        self._direct.clear()
+        self._listings.clear()
 
     # -- finding files -------------------------------------------------------
 
@@ -122,17 +141,39 @@ class ProjectIndex:
         if not parts or parts[0] in LIBRARIES:
             return None
         for folder in self.search_folders(importer):
+            if not self._has_entry(folder, parts[0]):
+                continue  # most names: a library, not a module of this project
             found = self._module_below(folder, parts, False)
             if found is not None and found[0] != importer:
                 return found
         return None
 
+    def _has_entry(self, folder: Path, name: str) -> bool:
+        """Could `folder` hold module or package `name` (a file `name.py` or a folder)?"""
+        entries = self._listing(str(folder))
+        return f"{name}.py" in entries or name in entries
+
     def _module_below(self, base: Path, parts: tuple[str, ...], relative: bool
                       ) -> Optional[tuple[Path, tuple[str, ...]]]:
         key = (base, parts if not relative else ("",) + parts)
         if key not in self._modules:
-            self._modules[key] = _longest_module(base, list(parts), relative)
+            self._modules[key] = _longest_module(base, list(parts), relative, self._is_file)
         return self._modules[key]
+
+    def _is_file(self, path: Path) -> bool:
+        """`path.is_file()`, from one listing per folder (imports ask about many names)."""
+        folder, name = os.path.split(str(path))
+        return name in self._listing(folder) and os.path.isfile(path)
+
+    def _listing(self, folder: str) -> frozenset[str]:
+        entries = self._listings.get(folder)
+        if entries is None:
+            try:
+                entries = frozenset(os.listdir(folder))
+            except OSError:
+                entries = frozenset()
+            self._listings[folder] = entries
+        return entries
 
     # -- reading files -------------------------------------------------------
 
@@ -141,42 +182,75 @@ class ProjectIndex:
         if overlay is not None:
             return overlay
         try:
-            if not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
-                return None
-            data = path.read_bytes()
+            status = path.stat()
         except OSError:
             return None
-        from eqxlint.linter import DecodeError, decode
+        stamp = (status.st_mtime_ns, status.st_size)
+        known = self._texts.get(path)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        text = _read_text(path, status.st_size)
+        self._texts[path] = (stamp, text)
+        return text
 
-        try:
-            return decode(data).text
-        except DecodeError:
+    def prefilter_view_of(self, path: Path) -> Optional[bytes]:
+        """A project file's bytes as the pre-filter reads them (see rules.base.prefilter_view)."""
+        text = self.text_of(path)
+        if text is None:
             return None
+        known = self._views.get(path)
+        if known is not None and known[0] is text:
+            return known[1]
+        from eqxlint.rules.base import prefilter_view
+
+        view = prefilter_view(text.encode("utf-8", "surrogatepass"))
+        self._views[path] = (text, view)
+        return view
 
     def semantics_of(self, path: Path) -> Optional["Semantics"]:
         """The Semantics of a project file, built once per content; None if it cannot be read."""
         text = self.text_of(path)
         if text is None:
             return None
-        key = (path, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
+        key = self._key(path, text)
         if key in self._semantics:
             return self._semantics[key]
+        if key in self._linted:
+            return self._linted[key]
         self._semantics[key] = None  # an import cycle sees "unknown", not a loop
-        import libcst as cst
-
+        from eqxlint.parse import parse_module
         from eqxlint.semantics.inference import Semantics
-
         from eqxlint.syntax import cpython_refusal
 
         if cpython_refusal(text, str(path)) is not None:
             return None  # CPython first: input it refuses can crash libcst's native parser
         try:
-            module = cst.parse_module(text)
+            module = parse_module(text)
         except Exception:  # not Python libcst can read: nothing is known of it
             return None
-        semantics = Semantics.of(module, path, self)
+        semantics = Semantics.of(module, path, self, text=text)
         self._semantics[key] = semantics
         return semantics
+
+    def known_semantics(self, path: Path, text: str) -> Optional["Semantics"]:
+        """The Semantics already built for this file with this text (as a dependency of a
+        file linted earlier), or None: a file linted in the same run is parsed once."""
+        key = self._key(Path(os.path.abspath(path)), text)
+        return self._semantics.get(key) or self._linted.get(key)
+
+    def remember(self, path: Path, text: str, semantics: "Semantics") -> None:
+        """A linted file's Semantics, for the files that import it. Only the latest few
+        are kept (a whole tree's parses would not fit in memory); an evicted one is
+        parsed again if something imports it."""
+        key = self._key(Path(os.path.abspath(path)), text)
+        self._linted[key] = semantics
+        self._linted.move_to_end(key)
+        while len(self._linted) > REMEMBERED_LINTED_FILES:
+            self._linted.popitem(last=False)
+
+    @staticmethod
+    def _key(path: Path, text: str) -> tuple[Path, str]:
+        return path, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
     def definition(self, importer: Path, qual: str) -> Optional[tuple["Semantics", str]]:
         """(Semantics of the project file, top-level name) that `qual` refers to."""
@@ -193,20 +267,37 @@ class ProjectIndex:
 
     # -- what a file's findings depend on ------------------------------------
 
-    def dependencies(self, importer: Path, data: bytes, _seen: Optional[set[Path]] = None
-                     ) -> list[Path]:
+    def dependencies(self, importer: Path, data: bytes) -> list[Path]:
         """The project files `importer` imports, directly or through them (sorted)."""
-        seen = _seen if _seen is not None else set()
         importer = Path(os.path.abspath(importer))
+        key = (importer, data)
+        found = self._dependencies.get(key)
+        if found is None:
+            seen: set[Path] = set()
+            pending = self._direct_dependencies(importer, data)
+            while pending:
+                path = pending.pop()
+                if path in seen or path == importer:
+                    continue
+                seen.add(path)
+                text = self.text_of(path)
+                if text is not None:
+                    known = self._direct.get(path)
+                    if known is None or known[0] is not text:
+                        known = (text, self._direct_dependencies(
+                            path, text.encode("utf-8", "surrogatepass")))
+                        self._direct[path] = known
+                    pending.extend(known[1])
+            found = self._dependencies[key] = sorted(seen)
+        return found
+
+    def _direct_dependencies(self, importer: Path, data: bytes) -> list[Path]:
+        found = []
         for qual in imported_names(data):
             resolved = self.resolve(importer, qual)
-            if resolved is None or resolved[0] in seen or resolved[0] == importer:
-                continue
-            seen.add(resolved[0])
-            text = self.text_of(resolved[0])
-            if text is not None:
-                self.dependencies(resolved[0], text.encode("utf-8", "surrogatepass"), seen)
-        return sorted(seen)
+            if resolved is not None and resolved[0] != importer:
+                found.append(resolved[0])
+        return found
 
     def digest_of_dependencies(self, importer: Path, data: bytes) -> bytes:
         """What the findings of `importer` depend on besides its own bytes."""
@@ -223,6 +314,34 @@ class ProjectIndex:
         return self._digests[path]
 
 
+class ImportedSources:
+    """The text of the project modules one file imports, as the pre-filter reads it.
+
+    A rule that can learn what it needs from an imported module (a model class
+    holding BatchNorm, an optimizer built by a helper) asks whether that module's
+    text holds the rule's words; a file whose imports hold none of them is not
+    parsed for that rule. Read lazily: most files never ask.
+    """
+
+    def __init__(self, index: Optional[ProjectIndex], importer: Optional[Path],
+                 data: bytes) -> None:
+        self._index = index
+        self._importer = importer
+        self._data = data
+        self._sources: Optional[list[bytes]] = None
+
+    def sources(self) -> list[bytes]:
+        """The imported modules' bytes (`\n` line endings), nearest dependencies first."""
+        if self._sources is None:
+            self._sources = []
+            if self._index is not None and self._importer is not None:
+                for path in self._index.dependencies(self._importer, self._data):
+                    view = self._index.prefilter_view_of(path)
+                    if view is not None:
+                        self._sources.append(view)
+        return self._sources
+
+
 _SHARED: Optional[ProjectIndex] = None
 
 
@@ -232,6 +351,21 @@ def shared_index() -> ProjectIndex:
     if _SHARED is None:
         _SHARED = ProjectIndex()
     return _SHARED
+
+
+def _read_text(path: Path, size: int) -> Optional[str]:
+    if not path.is_file() or size > MAX_FILE_BYTES:
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    from eqxlint.linter import DecodeError, decode
+
+    try:
+        return decode(data).text
+    except DecodeError:
+        return None
 
 
 def imports_project_module(data: bytes) -> bool:
@@ -250,7 +384,7 @@ def imported_names(data: bytes) -> Iterable[str]:
     for match in _IMPORT_LINE.finditer(data):
         plain = match.group("plain")
         if plain is not None:
-            for item in plain.split(b","):
+            for item in plain.replace(b"\\", b" ").split(b","):
                 name = item.strip().split()
                 if name:
                     yield name[0].decode("ascii", "replace") + ".?"
@@ -264,15 +398,16 @@ def imported_names(data: bytes) -> Iterable[str]:
                 yield f"{module}{separator}{item}"
 
 
-def _longest_module(base: Path, parts: list[str], allow_package_itself: bool = False
+def _longest_module(base: Path, parts: list[str], allow_package_itself: bool = False,
+                    is_file: Callable[[Path], bool] = Path.is_file
                     ) -> Optional[tuple[Path, tuple[str, ...]]]:
     """The longest prefix of `parts` that is a module file below `base`, and the rest."""
     for length in range(len(parts), 0, -1):
         folder = base.joinpath(*parts[:length - 1]) if length > 1 else base
         stem = parts[length - 1]
         for candidate in (folder / f"{stem}.py", folder / stem / "__init__.py"):
-            if candidate.is_file():
+            if is_file(candidate):
                 return candidate, tuple(parts[length:])
-    if allow_package_itself and (base / "__init__.py").is_file():
+    if allow_package_itself and is_file(base / "__init__.py"):
         return base / "__init__.py", tuple(parts)
     return None

@@ -1,0 +1,51 @@
+"""eqxlint's libcst parse: the same tree as libcst's, and libcst's checks left on after."""
+
+from __future__ import annotations
+
+import threading
+
+import libcst as cst
+import pytest
+
+from eqxlint.parse import parse_module
+from eqxlint.rules import all_rules
+
+SOURCES = [example.source for rule in all_rules() if rule.code != "EQX000"
+           for example in rule.bad_examples + rule.good_examples]
+
+
+def test_the_tree_is_the_one_libcst_builds() -> None:
+    assert len(SOURCES) > 100
+    for source in SOURCES:
+        ours = parse_module(source)
+        assert ours.deep_equals(cst.parse_module(source)), source
+        assert ours.code == source
+
+
+def test_nodes_built_after_a_parse_are_validated_again() -> None:
+    parse_module("x = 1\n")
+    with pytest.raises(cst.CSTValidationError):
+        cst.Name("not a name")
+
+
+def test_a_failed_parse_leaves_validation_on() -> None:
+    with pytest.raises(cst.ParserSyntaxError):
+        parse_module("def (:\n")
+    with pytest.raises(cst.CSTValidationError):
+        cst.Name("1x")
+
+
+def test_parses_on_two_threads_give_the_same_trees() -> None:
+    results: list[bool] = []
+
+    def parse_all() -> None:
+        results.append(all(parse_module(s).deep_equals(cst.parse_module(s)) for s in SOURCES[:60]))
+
+    threads = [threading.Thread(target=parse_all) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [True, True]
+    with pytest.raises(cst.CSTValidationError):
+        cst.Name("not a name")
