@@ -15,6 +15,7 @@ import ast
 import re
 import sys
 import warnings
+from functools import lru_cache
 from typing import Optional
 
 from eqxlint.diagnostics import Diagnostic, Location
@@ -67,10 +68,77 @@ def _newer_python_accepts(text: str, error: SyntaxError) -> bool:
     try:
         import libcst
 
-        libcst.parse_module(text)
+        module = libcst.parse_module(text)
     except Exception:
         return False
-    return True
+    # libcst's word alone is not enough: it does not decode literals, so `'\x0#2'` or
+    # `b'é'` (refused by every Python) parse. Only a construct newer than this Python,
+    # in a file whose literals this Python can decode, is newer syntax.
+    finder = _newer_syntax_visitor()(module)
+    module.visit(finder)
+    return finder.found and not finder.bad_literal
+
+
+@lru_cache(maxsize=1)
+def _newer_syntax_visitor() -> type:
+    """The visitor class, made on first use: importing libcst costs, and most runs never
+    meet a file this Python refuses."""
+    import libcst
+
+    class NewerSyntax(libcst.CSTVisitor):
+        """Records whether a module uses syntax newer than 3.11 (PEP 695 type aliases and
+        parameters, PEP 701 f-strings, PEP 750 t-strings, PEP 758 unparenthesised
+        except), and whether any string literal is one this Python cannot decode."""
+
+        def __init__(self, module: "libcst.Module") -> None:
+            super().__init__()
+            self.module = module
+            self.found = False
+            self.bad_literal = False
+
+        def visit_TypeAlias(self, node: "libcst.TypeAlias") -> None:
+            self.found = True
+
+        def visit_TypeParameters(self, node: "libcst.TypeParameters") -> None:
+            self.found = True
+
+        def visit_TemplatedString(self, node: "libcst.CSTNode") -> None:
+            self.found = True
+
+        def visit_ExceptHandler(self, node: "libcst.ExceptHandler") -> None:
+            if isinstance(node.type, libcst.Tuple) and not node.type.lpar:
+                self.found = True
+
+        def visit_SimpleString(self, node: "libcst.SimpleString") -> None:
+            self.bad_literal |= not _decodes(node.value)
+
+        def visit_FormattedString(self, node: "libcst.FormattedString") -> None:
+            quote = node.end
+            prefix = node.start[:-len(quote)].replace("f", "").replace("F", "")
+            for part in node.parts:
+                if isinstance(part, libcst.FormattedStringText):
+                    text = part.value + ("{" if part.value.endswith("\\") else "")  # `\{`
+                    self.bad_literal |= not _decodes(prefix + quote + text + quote)
+                    continue
+                inside = "".join(self.module.code_for_node(piece) for piece in (
+                    part.whitespace_before_expression, part.expression,
+                    part.whitespace_after_expression))
+                if (quote in inside or "\\" in inside or "#" in inside
+                        or (len(quote) == 1 and ("\n" in inside or "\r" in inside))):
+                    self.found = True  # what PEP 701 (3.12) allows in a replacement field
+
+    return NewerSyntax
+
+
+def _decodes(literal: str) -> bool:
+    """Can this Python decode a lone string literal (its escapes, bytes' ASCII)?"""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.literal_eval(literal)
+        return True
+    except Exception:
+        return False
 
 
 def syntax_diagnostic(text: str, display: str, message: str, row: Optional[int],

@@ -376,6 +376,53 @@ def test_a_file_too_big_to_analyse_is_syntax_checked_and_reported(monkeypatch) -
     assert lint_bytes(small, "small.py", settings).diagnostics == []
 
 
+# Refused by every CPython (3.11 to 3.13), parsed by libcst: the literal's escapes or
+# bytes are wrong, which libcst does not check. Found by scripts/fuzz_engine.py.
+LITERALS_EVERY_PYTHON_REFUSES = [
+    "x = 1\ns = 'a\\x0#2'\n",
+    "x = 1\ns = b'\u00e9'\n",
+    "x = 1\ns = '\\N{NO SUCH NAME}'\n",
+    "x = 1\ns = '\\u12'\n",
+    "x = 1\ns = f'\\x0{a}'\n",
+    "type Block = int\ns = 'a\\x0#2'\n",  # newer syntax elsewhere does not excuse it
+]
+NEWER_SYNTAX = [
+    "type Block = int | None\n",
+    "def first[T](xs: list[T]) -> T:\n    return xs[0]\n",
+    "class Box[T]:\n    pass\n",
+    "x = f'{'a'}'\n",  # PEP 701: the same quotes inside
+    "x = f'{\"\\n\".join(a)}'\n",  # a backslash inside
+    "x = f'''{a # a comment\n}'''\n",
+    "x = f'{a:#x} {f'{b}'}'\n",
+    "try:\n    pass\nexcept A, B:\n    pass\n",  # PEP 758 (3.14)
+]
+
+
+@pytest.mark.parametrize("source", LITERALS_EVERY_PYTHON_REFUSES)
+def test_a_literal_every_python_refuses_is_eqx000(source: str) -> None:
+    """libcst parses these; only CPython decodes the literal. Taking libcst's word for
+    "valid in a newer Python" hid the error (no finding at all)."""
+    from eqxlint.linter import Settings, lint_bytes
+    from eqxlint.rules import all_rules
+
+    with pytest.raises(SyntaxError) as refusal:
+        compile(source, "x.py", "exec")
+    [finding] = lint_bytes(source.encode(), "x.py", Settings(rules=list(all_rules()))
+                           ).diagnostics
+    assert (finding.code, finding.location.row) == ("EQX000", refusal.value.lineno)
+
+
+@pytest.mark.parametrize("source", NEWER_SYNTAX)
+def test_newer_syntax_is_analysed_not_eqx000(source: str) -> None:
+    from eqxlint.linter import Settings, lint_bytes
+    from eqxlint.rules import all_rules
+
+    with pytest.raises(SyntaxError):
+        compile(source, "x.py", "exec")  # refused by the Python running the tests
+    assert lint_bytes(source.encode(), "x.py", Settings(rules=list(all_rules()))
+                      ).diagnostics == []
+
+
 def test_syntax_of_a_newer_python_is_not_a_syntax_error(tmp_path: Path) -> None:
     """`type X = ...` and PEP 695 generics are valid on 3.12: eqxlint on 3.11 must not call
     them errors (36 files of the corpus use them); a real error stays EQX000."""

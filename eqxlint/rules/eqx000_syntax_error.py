@@ -39,7 +39,9 @@ class SyntaxErrorRule(Rule):
         would refuse the file, at CPython's line and column. Also EQX000: a file that
         crashes libcst's parser ("could not be parsed"), one that takes longer than its
         time budget or is over 4 million characters ("not analysed"). Valid Python that
-        libcst cannot parse is a warning on stderr, not EQX000.
+        libcst cannot parse is a warning on stderr, not EQX000. Syntax of a newer Python
+        (`type X = ...`, generics, 3.12 f-strings, t-strings, `except A, B:`) is analysed,
+        not EQX000, when libcst parses it and all its string literals decode.
     """
     # The engine's own tests cover EQX000 (tests/test_bad_input.py); these examples
     # are run like every rule's.
