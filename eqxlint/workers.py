@@ -84,6 +84,7 @@ def _serve(connection: Connection, settings: "Settings", write: bool, parent: in
     budget = settings.file_timeout if settings.file_timeout and settings.file_timeout > 0 \
         else None
     _no_core_dumps()
+    _fewer_full_collections()
     while True:
         try:
             job = connection.recv()
@@ -98,6 +99,17 @@ def _serve(connection: Connection, settings: "Settings", write: bool, parent: in
         if not settings.fix:
             result.original = None  # only --fix and --diff need the text back
         connection.send((index, result))
+
+
+def _fewer_full_collections() -> None:
+    """A worker keeps the parsed project modules it may be asked about again, millions
+    of objects that every full garbage collection walks: measured at a third of a cold
+    corpus run (80 s of CPU against 54 s). Young generations are still collected (most
+    garbage is freed by reference counts anyway); a worker lives for one run, so what
+    would wait for a full collection is bounded (peak 234 MB over the corpus)."""
+    import gc
+
+    gc.set_threshold(100_000, 50, 100)
 
 
 def _no_core_dumps() -> None:
