@@ -160,14 +160,8 @@ class Rule:
             needles = [needle for needle in group if needle != PROJECT_IMPORT]
             if any(trigger_matches(needle, source) for needle in needles):
                 continue
-            if PROJECT_IMPORT in group:
-                imported = look.imported if look is not None else None
-                if imported is None:
-                    if imports_project_module(source):
-                        continue
-                elif any(trigger_matches(needle, text) for text in imported.sources()
-                         for needle in needles):
-                    continue
+            if PROJECT_IMPORT in group and mentioned_in_project(source, look, *needles):
+                continue
             return False
         return True
 
@@ -282,10 +276,13 @@ def _compile_needle(needle: bytes) -> "Optional[re.Pattern[bytes]]":
     return re.compile(body)
 
 
-def mentioned_in_project(source: bytes, look: Optional["FirstLook"], needle: bytes) -> bool:
-    """Whether a project module the file imports holds `needle` (read through `look`);
-    without `look`, whether the file imports a project module at all."""
+def mentioned_in_project(source: bytes, look: Optional["FirstLook"],
+                         *needles: "Union[bytes, re.Pattern[bytes]]") -> bool:
+    """Whether a project module the file imports holds one of `needles` (read through
+    `look`, matched as trigger_matches does); without `look`, whether the file imports
+    a project module at all."""
     imported = look.imported if look is not None else None
     if imported is None:
         return imports_project_module(source)
-    return any(needle in text for text in imported.sources())
+    return any(trigger_matches(needle, text) for text in imported.sources()
+               for needle in needles)
