@@ -20,7 +20,7 @@ from eqxlint.linter import LineIndex
 from eqxlint.rules.base import Finding, FirstLook, Rule, prefilter_view
 from eqxlint.semantics import Semantics
 from eqxlint.semantics.project import ImportedSources, ProjectIndex, shared_index
-from eqxlint.syntax import SYNTAX_ERROR, cpython_refusal
+from eqxlint.syntax import SYNTAX_ERROR, cpython_refusal, take_parsed
 
 if TYPE_CHECKING:
     from libcst.metadata import CodeRange
@@ -57,6 +57,9 @@ def _no_validation(self: object) -> None:
 
 def parse_module(text: str) -> cst.Module:
     """`libcst.parse_module`, without re-validating what the parser built."""
+    known = take_parsed(text)  # the syntax check parsed it already (newer syntax)
+    if known is not None:
+        return known
     with unvalidated_nodes():
         return cst.parse_module(text)
 

@@ -15,7 +15,6 @@ import ast
 import re
 import sys
 import warnings
-from functools import lru_cache
 from typing import Optional
 
 from eqxlint.diagnostics import Diagnostic, Location
@@ -66,68 +65,85 @@ def _newer_python_accepts(text: str, error: SyntaxError) -> bool:
     except Exception:
         return False
     try:
-        import libcst
+        from eqxlint.parse import parse_module
 
-        module = libcst.parse_module(text)
+        module = parse_module(text)
     except Exception:
         return False
     # libcst's word alone is not enough: it does not decode literals, so `'\x0#2'` or
     # `b'é'` (refused by every Python) parse. Only a construct newer than this Python,
     # in a file whose literals this Python can decode, is newer syntax.
-    finder = _newer_syntax_visitor()(module)
-    module.visit(finder)
-    return finder.found and not finder.bad_literal
+    found, bad_literal = _newer_syntax(module)
+    if found and not bad_literal:
+        _PARSED_FOR_ANALYSIS[:] = [(text, module)]
+        return True
+    return False
 
 
-@lru_cache(maxsize=1)
-def _newer_syntax_visitor() -> type:
-    """The visitor class, made on first use: importing libcst costs, and most runs never
-    meet a file this Python refuses."""
+# The libcst tree _newer_python_accepts built, for the analysis that follows to reuse:
+# at most one (text, module), taken by the next parse of the same text.
+_PARSED_FOR_ANALYSIS: list = []
+
+
+def take_parsed(text: str) -> "Optional[libcst.Module]":
+    """The libcst tree the syntax check already built for `text`, if any (taken once)."""
+    if _PARSED_FOR_ANALYSIS and _PARSED_FOR_ANALYSIS[0][0] == text:
+        return _PARSED_FOR_ANALYSIS.pop()[1]
+    return None
+
+
+def _newer_syntax(module: "libcst.Module") -> tuple[bool, bool]:
+    """Whether a module uses syntax newer than 3.11 (PEP 695 type aliases and
+    parameters, PEP 701 f-strings, PEP 750 t-strings, PEP 758 unparenthesised
+    except), and whether any string literal is one this Python cannot decode.
+
+    A walk over the nodes' fields (eqxlint.semantics.syntax.children), several times
+    cheaper than a libcst visitor on the big files that reach it."""
     import libcst
 
-    class NewerSyntax(libcst.CSTVisitor):
-        """Records whether a module uses syntax newer than 3.11 (PEP 695 type aliases and
-        parameters, PEP 701 f-strings, PEP 750 t-strings, PEP 758 unparenthesised
-        except), and whether any string literal is one this Python cannot decode."""
+    from eqxlint.semantics.syntax import children
 
-        def __init__(self, module: "libcst.Module") -> None:
-            super().__init__()
-            self.module = module
-            self.found = False
-            self.bad_literal = False
+    newer = tuple(getattr(libcst, name) for name in
+                  ("TypeAlias", "TypeParameters", "TemplatedString") if hasattr(libcst, name))
+    found = bad_literal = False
+    pending: list[libcst.CSTNode] = [module]
+    while pending:
+        node = pending.pop()
+        kind = type(node)
+        if kind is libcst.SimpleString:
+            bad_literal |= not _decodes(node.value)
+        elif kind is libcst.FormattedString:
+            newer_string, bad_string = _formatted_string(module, node)
+            found |= newer_string
+            bad_literal |= bad_string
+        elif kind is libcst.ExceptHandler:
+            found |= isinstance(node.type, libcst.Tuple) and not node.type.lpar
+        elif isinstance(node, newer):
+            found = True
+        pending.extend(children(node))
+    return found, bad_literal
 
-        def visit_TypeAlias(self, node: "libcst.TypeAlias") -> None:
-            self.found = True
 
-        def visit_TypeParameters(self, node: "libcst.TypeParameters") -> None:
-            self.found = True
+def _formatted_string(module: "libcst.Module", node: "libcst.FormattedString"
+                      ) -> tuple[bool, bool]:
+    """(newer syntax, undecodable literal) in one f-string's own parts."""
+    import libcst
 
-        def visit_TemplatedString(self, node: "libcst.CSTNode") -> None:
-            self.found = True
-
-        def visit_ExceptHandler(self, node: "libcst.ExceptHandler") -> None:
-            if isinstance(node.type, libcst.Tuple) and not node.type.lpar:
-                self.found = True
-
-        def visit_SimpleString(self, node: "libcst.SimpleString") -> None:
-            self.bad_literal |= not _decodes(node.value)
-
-        def visit_FormattedString(self, node: "libcst.FormattedString") -> None:
-            quote = node.end
-            prefix = node.start[:-len(quote)].replace("f", "").replace("F", "")
-            for part in node.parts:
-                if isinstance(part, libcst.FormattedStringText):
-                    text = part.value + ("{" if part.value.endswith("\\") else "")  # `\{`
-                    self.bad_literal |= not _decodes(prefix + quote + text + quote)
-                    continue
-                inside = "".join(self.module.code_for_node(piece) for piece in (
-                    part.whitespace_before_expression, part.expression,
-                    part.whitespace_after_expression))
-                if (quote in inside or "\\" in inside or "#" in inside
-                        or (len(quote) == 1 and ("\n" in inside or "\r" in inside))):
-                    self.found = True  # what PEP 701 (3.12) allows in a replacement field
-
-    return NewerSyntax
+    found = bad_literal = False
+    quote = node.end
+    prefix = node.start[:-len(quote)].replace("f", "").replace("F", "")
+    for part in node.parts:
+        if isinstance(part, libcst.FormattedStringText):
+            text = part.value + ("{" if part.value.endswith("\\") else "")  # `\{`
+            bad_literal |= not _decodes(prefix + quote + text + quote)
+            continue
+        inside = "".join(module.code_for_node(piece) for piece in (
+            part.whitespace_before_expression, part.expression,
+            part.whitespace_after_expression))
+        if (quote in inside or "\\" in inside or "#" in inside
+                or (len(quote) == 1 and ("\n" in inside or "\r" in inside))):
+            found = True  # what PEP 701 (3.12) allows in a replacement field
+    return found, bad_literal
 
 
 def _decodes(literal: str) -> bool:

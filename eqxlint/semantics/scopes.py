@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable, Optional, Union
 
 import libcst as cst
 
-from eqxlint.semantics.syntax import child_fields, dotted_name, keyword_arg
+from eqxlint.semantics.syntax import NODE_TYPES, child_fields, dotted_name, keyword_arg
 
 if TYPE_CHECKING:
     from eqxlint.semantics.inference import Semantics
@@ -108,7 +108,7 @@ class Collector:
 
     def walk(self, root: cst.CSTNode) -> None:
         """Visit every node in source order; the per-node work is inlined (hot loop)."""
-        node_class = cst.CSTNode
+        node_types = NODE_TYPES
         handlers, leave_handlers, stack = self.handlers, self.leave_handlers, self.stack
         # Entries are nodes to visit; `None` means "leave the node below it".
         pending: list[Optional[cst.CSTNode]] = [root]
@@ -128,10 +128,11 @@ class Collector:
             children: list[cst.CSTNode] = []
             for name in child_fields(type(node)):
                 value = getattr(node, name)
-                if isinstance(value, node_class):
+                kind = type(value)
+                if kind in node_types:
                     children.append(value)
-                elif isinstance(value, (list, tuple)):
-                    children.extend(item for item in value if isinstance(item, node_class))
+                elif kind is list or kind is tuple:
+                    children.extend(item for item in value if type(item) in node_types)
             if not children and type(node) not in leave_handlers:
                 self.seq += 1  # a leaf (a name, a literal): nothing to do on leaving it
                 continue
