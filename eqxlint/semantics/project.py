@@ -59,7 +59,8 @@ class ProjectIndex:
         self._roots: dict[Path, Path] = {}
         self._semantics: dict[tuple[Path, str], Optional["Semantics"]] = {}
         self._digests: dict[Path, Optional[str]] = {}
-        self._resolved: dict[tuple[Path, str], Optional[tuple[Path, tuple[str, ...]]]] = {}
+        self._resolved: dict[tuple[Path, str], tuple[tuple[Path, tuple[str, ...]], ...]] = {}
+        self._search_folders: dict[Path, list[Path]] = {}
         self._modules: dict[tuple[Path, tuple[str, ...]], Optional[tuple[Path, tuple[str, ...]]]] = {}
         # Files read, keyed by what stat says of them: a dependency shared by many
         # importers is read once per run (and again if it changes on disk).
@@ -94,6 +95,7 @@ class ProjectIndex:
         """Files were created, moved or deleted (an editor session): resolve imports anew."""
         self._roots.clear()
         self._resolved.clear()
+        self._search_folders.clear()
         self._modules.clear()
         self._digests.clear()
         self._dependencies.clear()
@@ -125,39 +127,56 @@ class ProjectIndex:
 
     def search_folders(self, importer: Path) -> list[Path]:
         folder = importer.parent
-        root = self.root_of(folder)
-        folders: list[Path] = []
-        for candidate in (folder, root, root / "src"):
-            if candidate not in folders:
-                folders.append(candidate)
+        folders = self._search_folders.get(folder)
+        if folders is None:
+            root = self.root_of(folder)
+            folders = []
+            for candidate in (folder, root, root / "src"):
+                if candidate not in folders:
+                    folders.append(candidate)
+            self._search_folders[folder] = folders
         return folders
 
-    def resolve(self, importer: Path, qual: str) -> Optional[tuple[Path, tuple[str, ...]]]:
-        """(file of the module, the names after it) for a qualified name seen in `importer`."""
-        key = (importer, qual)
-        if key in self._resolved:
-            return self._resolved[key]
-        found = self._resolve(importer, qual)
-        self._resolved[key] = found
-        return found
+    def resolve(self, importer: Path, qual: str, folder: Optional[Path] = None
+                ) -> Optional[tuple[Path, tuple[str, ...]]]:
+        """(file of the module, the names after it) for a qualified name seen in `importer`
+        (`folder`: the importer's, when the caller has it)."""
+        # What a name resolves to depends on the importer's folder, not on the importer
+        # (files of one folder share most imports): cached per folder. Only an absolute
+        # import that would find the importer itself looks further.
+        if qual[:1] != "." and qual.split(".", 1)[0] in LIBRARIES:
+            return None
+        key = (importer.parent if folder is None else folder, qual)
+        candidates = self._resolved.get(key)
+        if candidates is None:
+            candidates = self._resolved[key] = self._candidates(importer, qual)
+        if qual.startswith("."):
+            return candidates[0] if candidates else None
+        for found in candidates:
+            if found[0] != importer:
+                return found
+        return None
 
-    def _resolve(self, importer: Path, qual: str) -> Optional[tuple[Path, tuple[str, ...]]]:
+    def _candidates(self, importer: Path, qual: str) -> tuple[tuple[Path, tuple[str, ...]], ...]:
+        """Where `qual` may be, in search order (at most one for a relative import)."""
         dots = len(qual) - len(qual.lstrip("."))
         parts = tuple(part for part in qual[dots:].split(".") if part)
         if dots:
             base = importer.parent
             for _ in range(dots - 1):
                 base = base.parent
-            return self._module_below(base, parts, True)
+            found = self._module_below(base, parts, True)
+            return (found,) if found is not None else ()
         if not parts or parts[0] in LIBRARIES:
-            return None
+            return ()
+        candidates = []
         for folder in self.search_folders(importer):
             if not self._has_entry(folder, parts[0]):
                 continue  # most names: a library, not a module of this project
             found = self._module_below(folder, parts, False)
-            if found is not None and found[0] != importer:
-                return found
-        return None
+            if found is not None:
+                candidates.append(found)
+        return tuple(candidates)
 
     def _has_entry(self, folder: Path, name: str) -> bool:
         """Could `folder` hold module or package `name` (a file `name.py` or a folder)?"""
@@ -171,9 +190,9 @@ class ProjectIndex:
             self._modules[key] = _longest_module(base, list(parts), relative, self._is_file)
         return self._modules[key]
 
-    def _is_file(self, path: Path) -> bool:
-        """`path.is_file()`, from one listing per folder (imports ask about many names)."""
-        folder, name = os.path.split(str(path))
+    def _is_file(self, path: str) -> bool:
+        """`os.path.isfile(path)`, from one listing per folder (imports ask about many names)."""
+        folder, name = os.path.split(path)
         return name in self._listing(folder) and os.path.isfile(path)
 
     def _listing(self, folder: str) -> frozenset[str]:
@@ -304,8 +323,9 @@ class ProjectIndex:
 
     def _direct_dependencies(self, importer: Path, data: bytes) -> list[Path]:
         found = []
+        folder = importer.parent
         for qual in imported_names(data):
-            resolved = self.resolve(importer, qual)
+            resolved = self.resolve(importer, qual, folder)
             if resolved is not None and resolved[0] != importer:
                 found.append(resolved[0])
         return found
@@ -410,15 +430,20 @@ def imported_names(data: bytes) -> Iterable[str]:
 
 
 def _longest_module(base: Path, parts: list[str], allow_package_itself: bool = False,
-                    is_file: Callable[[Path], bool] = Path.is_file
+                    is_file: Callable[[str], bool] = os.path.isfile
                     ) -> Optional[tuple[Path, tuple[str, ...]]]:
-    """The longest prefix of `parts` that is a module file below `base`, and the rest."""
+    """The longest prefix of `parts` that is a module file below `base`, and the rest.
+
+    Works on strings (`os.path`): imports ask this thousands of times per run."""
+    root = str(base)
     for length in range(len(parts), 0, -1):
-        folder = base.joinpath(*parts[:length - 1]) if length > 1 else base
+        folder = os.path.join(root, *parts[:length - 1]) if length > 1 else root
         stem = parts[length - 1]
-        for candidate in (folder / f"{stem}.py", folder / stem / "__init__.py"):
+        for candidate in (os.path.join(folder, stem + ".py"),
+                          os.path.join(folder, stem, "__init__.py")):
             if is_file(candidate):
-                return candidate, tuple(parts[length:])
-    if allow_package_itself and is_file(base / "__init__.py"):
-        return base / "__init__.py", tuple(parts)
+                return Path(candidate), tuple(parts[length:])
+    package = os.path.join(root, "__init__.py")
+    if allow_package_itself and is_file(package):
+        return Path(package), tuple(parts)
     return None
