@@ -244,6 +244,7 @@ class Resolver:
         self.overrides = list(overrides)
         self._by_folder: dict[Path, Config] = {}
         self._by_file: dict[Optional[Path], Config] = {}
+        self._by_given: dict[str, Config] = {}  # the path as asked: discovery asks often
 
     def _finish(self, config: Config) -> Config:
         for table in self.overrides:
@@ -252,6 +253,15 @@ class Resolver:
 
     def for_path(self, path: Path) -> Config:
         """The settings for a file or folder at `path`."""
+        given = str(path)
+        known = self._by_given.get(given)
+        if known is not None:
+            return known
+        config = self._for_path(path)
+        self._by_given[given] = config
+        return config
+
+    def _for_path(self, path: Path) -> Config:
         if self.explicit is not None:
             key: Optional[Path] = None
         else:
