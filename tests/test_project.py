@@ -228,3 +228,27 @@ def test_every_import_statement_counts_as_a_dependency(tmp_path: Path) -> None:
                      "import pkg.d, \\\n    pkg.e\n")
     found = ProjectIndex().dependencies(importer, importer.read_bytes())
     assert {path.name for path in found} >= {"a.py", "b.py", "c.py", "d.py", "e.py"}
+
+
+def test_imported_texts_are_searched_one_by_one_even_when_joined(tmp_path: Path) -> None:
+    """The pre-filter searches the imported modules' texts joined (once per set of
+    texts): a pattern anchored at a line start still matches where each text begins, and
+    no match runs from one text into the next."""
+    from eqxlint.rules.base import IMPORTS_PUBLIC_OPTAX, FirstLook, mentioned_in_project
+    from eqxlint.semantics.project import ImportedSources, ProjectIndex
+
+    root = tmp_path / "proj"
+    _write(root / "pyproject.toml", "[project]\nname = 'p'\n")
+    _write(root / "pkg" / "__init__.py", "")
+    _write(root / "pkg" / "a.py", "X = 1\nopt = make()\nopt.  # a trailing comment, no newline")
+    _write(root / "pkg" / "b.py", "import optax\ninit(1)\n")
+    importer = root / "pkg" / "main.py"
+    _write(importer, "from .a import X\nfrom .b import optax\n")
+    index = ProjectIndex()
+    data = importer.read_bytes()
+    look = FirstLook(data, ImportedSources(index, importer, data))
+    assert [path.name for path in index.dependencies(importer, data)] == ["a.py", "b.py"]
+    assert mentioned_in_project(data, look, IMPORTS_PUBLIC_OPTAX)
+    assert not mentioned_in_project(data, look, b".init(")
+    assert mentioned_in_project(data, look, b"make")  # asked again: the memo answers
+    assert mentioned_in_project(data, look, IMPORTS_PUBLIC_OPTAX)

@@ -284,5 +284,4 @@ def mentioned_in_project(source: bytes, look: Optional["FirstLook"],
     imported = look.imported if look is not None else None
     if imported is None:
         return imports_project_module(source)
-    return any(trigger_matches(needle, text) for text in imported.sources()
-               for needle in needles)
+    return any(imported.mention(needle, trigger_matches) for needle in needles)

@@ -69,6 +69,8 @@ class ProjectIndex:
         self._views: dict[Path, tuple[str, bytes]] = {}
         self._direct: dict[Path, tuple[str, list[Path]]] = {}  # imports of one file
         self._listings: dict[str, frozenset[str]] = {}  # folder -> its entries
+        # Imported texts (ids) -> (the texts, joined, needle -> found): see mentioned().
+        self._mentions: dict[tuple[int, ...], tuple[tuple[bytes, ...], bytes, dict]] = {}
         self._linted: OrderedDict[tuple[Path, str], "Semantics"] = OrderedDict()
 
     def set_overlay(self, path: Path, text: Optional[str]) -> None:
@@ -103,6 +105,7 @@ class ProjectIndex:
         self._listings.clear()
         self._texts.clear()
         self._views.clear()
+        self._mentions.clear()
         self._semantics.clear()  # files moved or changed on disk: what they define too
         self._linted.clear()
 
@@ -330,6 +333,22 @@ class ProjectIndex:
                 found.append(resolved[0])
         return found
 
+    def mentioned(self, sources: tuple[bytes, ...], needle: object,
+                  matches: Callable[[object, bytes], bool]) -> bool:
+        """ImportedSources.mention's memo: the texts joined once, each needle tested once."""
+        key = tuple(id(text) for text in sources)
+        known = self._mentions.get(key)
+        if known is None or any(a is not b for a, b in zip(known[0], sources)):
+            # No match spans two texts: a NUL stops every needle, and the line breaks
+            # around it end a trailing comment and let `^` match where each text begins.
+            known = self._mentions[key] = (sources, b"\n\0\n".join(sources), {})
+            while len(self._mentions) > REMEMBERED_LINTED_FILES:
+                del self._mentions[next(iter(self._mentions))]
+        answers = known[2]
+        if needle not in answers:
+            answers[needle] = matches(needle, known[1])
+        return answers[needle]
+
     def digest_of_dependencies(self, importer: Path, data: bytes) -> bytes:
         """What the findings of `importer` depend on besides its own bytes."""
         parts = []
@@ -371,6 +390,18 @@ class ImportedSources:
                     if view is not None:
                         self._sources.append(view)
         return self._sources
+
+    def mention(self, needle: object, matches: Callable[[object, bytes], bool]) -> bool:
+        """Whether `matches(needle, text)` holds for one of the imported modules' texts.
+
+        Files of one package import much the same modules: the answer is kept per set
+        of imported texts (by identity: a changed file is a new text) and needle."""
+        sources = self.sources()
+        if not sources:
+            return False
+        if self._index is None:
+            return any(matches(needle, text) for text in sources)
+        return self._index.mentioned(tuple(sources), needle, matches)
 
 
 _SHARED: Optional[ProjectIndex] = None
