@@ -7,7 +7,7 @@ import re
 import textwrap
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterator, Optional, TypeVar, Union
 
 import libcst as cst
 
@@ -17,6 +17,8 @@ from eqxlint.semantics.project import ImportedSources, imports_project_module
 
 if TYPE_CHECKING:  # the runtime context imports jax; the linter must not
     from eqxlint.runtime.checker import RuntimeContext
+
+T = TypeVar("T")
 
 # A trigger met when the group's other words occur in a project module the file
 # imports (see may_fire).
@@ -185,6 +187,7 @@ class FirstLook:
         self._calls: dict[str, list[ast.Call]] = {}
         self._reads: Optional[set[tuple[str, str]]] = None
         self._imports: Optional[dict[str, set[str]]] = None
+        self._memo: dict[str, object] = {}
 
     def optax_names(self) -> Optional[frozenset[str]]:
         """The optax names this file's code can spell as `optax.<name>`: the last part of
@@ -198,6 +201,16 @@ class FirstLook:
                 return None
             self._optax = _optax_names(tree, self)
         return self._optax
+
+    def memo(self, key: str, build: "Callable[[ast.Module], T]") -> "Optional[T]":
+        """`build(tree)`, computed once per file for every rule that asks by `key` (rules
+        of one family share what they learn); None without an `ast`."""
+        if key not in self._memo:
+            tree = self.tree()
+            if tree is None:
+                return None
+            self._memo[key] = build(tree)
+        return self._memo[key]  # type: ignore[no-any-return]
 
     def import_bindings(self) -> Optional[dict[str, set[str]]]:
         """Each name the file's imports bind, with every qualified name they bind it to, as
