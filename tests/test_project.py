@@ -233,13 +233,15 @@ def test_every_import_statement_counts_as_a_dependency(tmp_path: Path) -> None:
 def test_an_optimizer_built_in_an_imported_module_still_reaches_the_optax_rules(
         tmp_path: Path) -> None:
     """EQX102/103/106's first looks read the optax factory in the module that spells it:
-    here a config module, re-exported under another name by a second one."""
+    here a config module, and a bracketed from-import (a comment with brackets inside)
+    under another name."""
     root = tmp_path / "proj"
     _write(root / "pyproject.toml", "[project]\nname = 'p'\n")
     _write(root / "pkg" / "__init__.py", "")
     _write(root / "pkg" / "cfg.py", "import optax\n\n"
            "optim = optax.MultiSteps(optax.adamw(1e-3), every_k_schedule=2)\n")
-    _write(root / "pkg" / "names.py", "from optax import lion as make_optimizer\n")
+    _write(root / "pkg" / "names.py", "from optax import (  # optimizers (the fast ones)\n"
+           "    lion as make_optimizer,\n)\n")
     _write(root / "pkg" / "train.py", '''
         import equinox as eqx
         import jax
