@@ -308,7 +308,7 @@ def _optax_names(tree: ast.Module, look: FirstLook) -> frozenset[str]:
     if modules:
         for value, attribute in look.attribute_reads() or ():
             head, _, rest = value.partition(".")
-            if modules.get(value) is not None or (rest == "contrib" and modules.get(head) == "optax"):
+            if value in modules or (rest == "contrib" and modules.get(head) == "optax"):
                 names.add(attribute)
     return frozenset(names)
 

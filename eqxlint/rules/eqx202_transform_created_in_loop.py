@@ -426,15 +426,15 @@ def _scope_items(statements: list[ast.stmt], in_loop: bool = False
 class JitFacts:
     """What EQX202 and EQX204 need proven, read once per file from Python's `ast`.
 
-    `in_loop`: some jit of a lambda, of a `functools.partial`, or of a name that some def inside a loop
-    binds, is called inside a loop of its own scope, or a def inside a loop has a decorator
-    that may be a jit (EQX202's two shapes). `per_call`: some function that a loop calls by
-    its name (or as `self.<name>`) makes, outside its own loops and not returned or stored,
-    a jit of a lambda, of a partial or a `jax.grad`-like wrapper (FRESH_WRAPPERS), or of a
-    def of its own, or holds a def decorated with what
-    may be a jit and not returned (EQX204's two shapes). A jit is a call whose function may
-    resolve to JITS through the file's imports (`jax.jit` after `import jax as j` as `j.jit`,
-    `from jax import jit as compile`, ...)."""
+    `in_loop` (EQX202's two shapes): a jit of a lambda, of a `functools.partial` or of a
+    name that some def inside a loop binds, called inside a loop of its own scope; or a
+    def inside a loop with a decorator that may be a jit. `per_call` (EQX204's two shapes):
+    a function that a loop calls by its name (or as `self.<name>`) makes, outside its own
+    loops and neither returned nor stored, a jit of a lambda, of a partial or a wrapper of
+    FRESH_WRAPPERS, or of a def of its own; or holds a def, not returned, whose decorator
+    may be a jit. A jit is a call whose function may resolve to JITS through the file's
+    imports (`j.jit` after `import jax as j`, `compile` after `from jax import jit as
+    compile`), and so for partial and the wrappers (may_name)."""
 
     def __init__(self, tree: ast.Module, imports: dict[str, set[str]], source: bytes) -> None:
         self.imports = imports
