@@ -252,3 +252,34 @@ def test_imported_texts_are_searched_one_by_one_even_when_joined(tmp_path: Path)
     assert not mentioned_in_project(data, look, b".init(")
     assert mentioned_in_project(data, look, b"make")  # asked again: the memo answers
     assert mentioned_in_project(data, look, IMPORTS_PUBLIC_OPTAX)
+def test_an_optimizer_built_in_an_imported_module_still_reaches_the_optax_rules(
+        tmp_path: Path) -> None:
+    """EQX102/103/106's first looks read the optax factory in the module that spells it:
+    here a config module, and a bracketed from-import (a comment with brackets inside)
+    under another name."""
+    root = tmp_path / "proj"
+    _write(root / "pyproject.toml", "[project]\nname = 'p'\n")
+    _write(root / "pkg" / "__init__.py", "")
+    _write(root / "pkg" / "cfg.py", "import optax\n\n"
+           "optim = optax.MultiSteps(optax.adamw(1e-3), every_k_schedule=2)\n")
+    _write(root / "pkg" / "names.py", "from optax import (  # optimizers (the fast ones)\n"
+           "    lion as make_optimizer,\n)\n")
+    _write(root / "pkg" / "train.py", '''
+        import equinox as eqx
+        import jax
+
+        from .cfg import optim
+        from .names import make_optimizer
+
+        model = eqx.nn.MLP(2, 2, 8, 2, key=jax.random.PRNGKey(0))
+        opt_state = optim.init(model)
+        updates, opt_state = optim.update(grads, opt_state, model)
+        other = make_optimizer(1e-4)
+        updates, state = other.update(grads, state)
+    ''')
+    with_prefilter = _statements(_findings(root, "."), root)
+    assert {code for _, _, code in with_prefilter} >= {"EQX102", "EQX103", "EQX106"}
+    command = [sys.executable, "-m", "eqxlint", "--no-cache", "--no-prefilter",
+               "--output-format", "json", "."]
+    completed = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
+    assert _statements(json.loads(completed.stdout), root) == with_prefilter

@@ -161,3 +161,63 @@ def test_a_trigger_is_code_however_it_is_spaced() -> None:
     assert not trigger_matches(b"for ", b"format = 1")
     # One way to match a comment: a line of 5,000 `#` after a dot is no backtracking trap.
     assert not trigger_matches(b".init(", b"x.  " + b"#" * 5000 + b"\ny = 1\n")
+
+
+def _spelled_otherwise(source: str) -> list[str]:
+    """The same program with its imports written other ways (aliases, after `if True:` on
+    their line, in try blocks, continued lines) or moved into a function."""
+    import re
+    import textwrap
+
+    def aliased(text: str) -> str:
+        text = re.sub(r"(?m)^import jax$", "import jax as jx", text)
+        text = re.sub(r"(?m)^import optax$", "import optax as ox", text)
+        return re.sub(r"\boptax\.", "ox.", re.sub(r"\bjax\.", "jx.", text))
+
+    def in_function(text: str) -> str:
+        return "def main():\n" + textwrap.indent(text, "    ") + "\n"
+
+    def on_one_line(text: str) -> str:
+        return "\n".join("if True: " + line if re.match(r"(import|from) ", line) else line
+                         for line in text.splitlines()) + "\n"
+
+    def in_try(text: str) -> str:
+        lines: list[str] = []
+        for line in text.splitlines():
+            lines += ["try:", "    " + line, "except ImportError:", "    pass"] \
+                if re.match(r"(import|from) ", line) else [line]
+        return "\n".join(lines) + "\n"
+
+    def continued(text: str) -> str:
+        return text.replace("optax.", "optax.\\\n    ").replace("jax.jit", "jax.\\\n    jit")
+
+    forms = [f(source) for f in (aliased, in_function, on_one_line, in_try, continued)]
+    forms.append(in_function(aliased(source)))
+    valid = []
+    for form in forms:
+        try:
+            compile(form, "x.py", "exec")
+        except SyntaxError:
+            continue
+        valid.append(form)
+    return valid
+
+
+@pytest.mark.parametrize("code", ["EQX102", "EQX103", "EQX106", "EQX202", "EQX204"])
+def test_the_prefilter_never_changes_the_findings_however_the_imports_are_written(
+        code: str) -> None:
+    """First looks that read imports and scopes (the optax factory, the jit's loop): the
+    rule's examples respelled still give the same findings with and without them."""
+    from eqxlint.rules import rules_by_code
+
+    rule = rules_by_code()[code]
+    sources = [e.source for e in rule.bad_examples + rule.good_examples]
+    with_prefilter, without = Settings(rules=[rule]), Settings(rules=[rule], use_prefilter=False)
+    checked = 0
+    for source in sources:
+        for form in _spelled_otherwise(source):
+            data = form.encode("utf-8")
+            assert lint_bytes(data, "x.py", with_prefilter).diagnostics == \
+                lint_bytes(data, "x.py", without).diagnostics, form
+            checked += 1
+    assert checked > 3 * len(sources)

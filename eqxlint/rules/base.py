@@ -7,7 +7,7 @@ import re
 import textwrap
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterator, Optional, TypeVar, Union
 
 import libcst as cst
 
@@ -18,15 +18,22 @@ from eqxlint.semantics.project import ImportedSources, imports_project_module
 if TYPE_CHECKING:  # the runtime context imports jax; the linter must not
     from eqxlint.runtime.checker import RuntimeContext
 
+T = TypeVar("T")
+
 # A trigger met when the group's other words occur in a project module the file
 # imports (see may_fire).
 PROJECT_IMPORT = b"\0project-import\0"
+_SPACE = rb"(?:[ \t\x0c]|\\\n)"
+# A statement that binds a name to optax itself: `import optax`, `import jax, optax as ox`,
+# `import optax.contrib` (it binds `optax`), on any line, after `try:` or `;` too.
+_IMPORTS_OPTAX = re.compile(rb"\bimport\b(?:[^\n;#\\]|\\\n|\\.)*?\boptax\b")
 # An import that can name optax's public transformations (`import optax`, `from optax
-# import adamw`, `from optax.contrib import muon`): the only way the semantics learns
-# that a value is an optimizer. optax's own `from optax._src import alias` is not one.
+# import adamw`, `from optax.contrib import muon`, also after `try:` or `if x:` on its
+# line): the only way the semantics learns that a value is an optimizer. optax's own
+# `from optax._src import alias` is not one.
 IMPORTS_PUBLIC_OPTAX = re.compile(
-    rb"(?m)(?:^|;)[ \t]*(?:import[ \t]+(?:[\w.]+(?:[ \t]+as[ \t]+\w+)?[ \t]*,[ \t\\\n]*)*"
-    rb"optax\b|from[ \t]+optax(?:\.(?!_)\w+)*[ \t]+import\b)")
+    _IMPORTS_OPTAX.pattern + rb"|\bfrom" + _SPACE + rb"+optax(?:" + _SPACE + rb"*\." + _SPACE
+    + rb"*(?!_)\w+)*" + _SPACE + rb"+import\b")
 EXPECT_MARKER = re.compile(r"\s*# expect: (EQX\d{3}(?:, *EQX\d{3})*)\s*$")
 
 
@@ -176,6 +183,91 @@ class FirstLook:
         self.imported = imported
         self._tree: Optional[ast.Module] = None
         self._refused = False
+        self._optax: Optional[frozenset[str]] = None
+        self._calls: dict[str, list[ast.Call]] = {}
+        self._reads: Optional[set[tuple[str, str]]] = None
+        self._imports: Optional[dict[str, set[str]]] = None
+        self._memo: dict[str, object] = {}
+
+    def optax_names(self) -> Optional[frozenset[str]]:
+        """The optax names this file's code can spell as `optax.<name>`: the last part of
+        each name imported from optax (`from optax import adamw`, `from optax.contrib
+        import muon`) and of each attribute read from an import of optax itself
+        (`optax.adamw`, `ox.contrib.muon`, after `import optax as ox`). Read from the
+        `ast`, so a docstring's `>>> optax.adam(...)` is not code. None without an `ast`."""
+        if self._optax is None:
+            tree = self.tree()
+            if tree is None:
+                return None
+            self._optax = _optax_names(tree, self)
+        return self._optax
+
+    def memo(self, key: str, build: "Callable[[ast.Module], T]") -> "Optional[T]":
+        """`build(tree)`, computed once per file for every rule that asks by `key` (rules
+        of one family share what they learn); None without an `ast`."""
+        if key not in self._memo:
+            tree = self.tree()
+            if tree is None:
+                return None
+            self._memo[key] = build(tree)
+        return self._memo[key]  # type: ignore[no-any-return]
+
+    def import_bindings(self) -> Optional[dict[str, set[str]]]:
+        """Each name the file's imports bind, with every qualified name they bind it to, as
+        the semantics records imports (`import a.b` binds a; `from . import x` nothing);
+        None without an `ast`."""
+        if self._imports is None:
+            tree = self.tree()
+            if tree is None:
+                return None
+            found: dict[str, set[str]] = {}
+            for block in statement_blocks(tree):
+                for statement in block:
+                    if isinstance(statement, ast.Import):
+                        for alias in statement.names:
+                            local = alias.asname or alias.name.split(".", 1)[0]
+                            full = alias.name if alias.asname else local
+                            found.setdefault(local, set()).add(full)
+                    elif isinstance(statement, ast.ImportFrom) and statement.module:
+                        module = "." * statement.level + statement.module
+                        for alias in statement.names:
+                            if alias.name != "*":
+                                found.setdefault(alias.asname or alias.name, set()).add(
+                                    f"{module}.{alias.name}")
+            self._imports = found
+        return self._imports
+
+    def method_calls(self, method: str) -> Optional[list[ast.Call]]:
+        """Every call `<expression>.<method>(...)` in the file's code; None without an `ast`."""
+        if self._walk() is None:
+            return None
+        return self._calls.get(method, [])
+
+    def attribute_reads(self) -> Optional[set[tuple[str, str]]]:
+        """("a", "b") for each `a.b` in the code and ("a.b", "c") for each `a.b.c` (a, b
+        names); None without an `ast`."""
+        return self._walk()
+
+    def _walk(self) -> Optional[set[tuple[str, str]]]:
+        """One `ast.walk` for the questions above, shared by every rule that asks."""
+        if self._reads is None:
+            tree = self.tree()
+            if tree is None:
+                return None
+            calls: dict[str, list[ast.Call]] = {}
+            reads: set[tuple[str, str]] = set()
+            for node in ast.walk(tree):
+                kind = type(node)
+                if kind is ast.Attribute:
+                    value = node.value  # type: ignore[attr-defined]
+                    if type(value) is ast.Name:
+                        reads.add((value.id, node.attr))  # type: ignore[attr-defined]
+                    elif type(value) is ast.Attribute and type(value.value) is ast.Name:
+                        reads.add((f"{value.value.id}.{value.attr}", node.attr))  # type: ignore
+                elif kind is ast.Call and type(node.func) is ast.Attribute:  # type: ignore
+                    calls.setdefault(node.func.attr, []).append(node)  # type: ignore
+            self._calls, self._reads = calls, reads
+        return self._reads
 
     def tree(self) -> Optional[ast.Module]:
         """The file's `ast`; None when `ast` cannot build it (the rule must then say yes)."""
@@ -187,6 +279,38 @@ class FirstLook:
             except (SyntaxError, ValueError, RecursionError, MemoryError):
                 self._refused = True
         return self._tree
+
+
+def _optax_names(tree: ast.Module, look: FirstLook) -> frozenset[str]:
+    """See FirstLook.optax_names: what `Semantics.qualname` can resolve to `optax.<x>`
+    (every import statement counts, wherever it is: the semantics' imports are per file)."""
+    names: set[str] = set()
+    modules: dict[str, str] = {}  # local name -> "optax" or "optax.contrib"
+    for block in statement_blocks(tree):
+        for statement in block:
+            if isinstance(statement, ast.Import):
+                for alias in statement.names:
+                    if alias.name != "optax" and not alias.name.startswith("optax."):
+                        continue
+                    if alias.asname is None:
+                        modules["optax"] = "optax"  # `import optax.tree` binds optax
+                    elif alias.name in ("optax", "optax.contrib"):
+                        modules[alias.asname] = alias.name
+                    else:
+                        names.add(alias.name.rsplit(".", 1)[-1])  # `import optax.x as y`
+            elif isinstance(statement, ast.ImportFrom) and not statement.level \
+                    and statement.module is not None \
+                    and (statement.module == "optax" or statement.module.startswith("optax.")):
+                for alias in statement.names:
+                    names.add(alias.name)
+                    if statement.module == "optax" and alias.name == "contrib":
+                        modules[alias.asname or alias.name] = "optax.contrib"
+    if modules:
+        for value, attribute in look.attribute_reads() or ():
+            head, _, rest = value.partition(".")
+            if value in modules or (rest == "contrib" and modules.get(head) == "optax"):
+                names.add(attribute)
+    return frozenset(names)
 
 
 def statement_blocks(node: ast.AST) -> Iterator[list[ast.stmt]]:
@@ -285,3 +409,92 @@ def mentioned_in_project(source: bytes, look: Optional["FirstLook"],
     if imported is None:
         return imports_project_module(source)
     return any(imported.mention(needle, trigger_matches) for needle in needles)
+
+
+# -- optax factories: what the optimizer rules need proven -------------------------------
+
+# `from optax import ...` / `from optax.contrib import ...`: the only from-imports whose
+# names can be optax factories (`from optax._src import alias`, `from optax.transforms
+# import ...` bind names that are not: optax.<factory> is all the semantics knows).
+_FROM_OPTAX = re.compile(rb"\bfrom" + _SPACE + rb"+optax(?:" + _SPACE + rb"*\." + _SPACE
+                         + rb"*contrib)?" + _SPACE + rb"+import\b")
+_OPTAX_PATTERNS: dict["frozenset[str]", tuple["frozenset[str]", "re.Pattern[bytes]",
+                                               "re.Pattern[bytes]"]] = {}
+
+
+def _imported_names_after(text: bytes, start: int) -> bytes:
+    """The names part of the `from ... import` that ends at `start`: a bracketed list (to
+    its `)`, comments skipped) or the rest of the logical line (a superset is fine)."""
+    index, end = start, len(text)
+    while index < end and text[index:index + 1] in b" \t\x0c\\\n":
+        if text[index:index + 1] == b"\n" and text[index - 1:index] != b"\\":
+            return b""
+        index += 1
+    if text[index:index + 1] != b"(":
+        line = re.compile(rb"(?:[^\n\\]|\\\n|\\.)*").match(text, index)
+        return line.group(0) if line is not None else text[index:]
+    scan = index + 1
+    while scan < end:
+        char = text[scan:scan + 1]
+        if char == b"#":
+            newline = text.find(b"\n", scan)
+            scan = end if newline < 0 else newline
+        elif char == b")":
+            return text[index:scan]
+        scan += 1
+    return text[index:]
+
+
+def words_of(factories: "frozenset[str]") -> "frozenset[str]":
+    """The names the factories are spelled by in code: "contrib.muon" -> "muon"."""
+    return frozenset(name.rsplit(".", 1)[-1] for name in factories)
+
+
+def optax_factory_named(source: bytes, look: Optional["FirstLook"],
+                        factories: "frozenset[str]") -> bool:
+    """Whether this file, or a project module it imports, may build an optimizer from one of
+    `factories` (optax names as eqxlint.knowledge spells them: "adamw", "contrib.muon",
+    "MultiSteps") as the semantics sees it: a call whose qualified name is
+    `optax.<factory>`. The semantics resolves names only through the imports of the module
+    that spells them, so some module (this file, or one it imports directly or through
+    others) must spell the factory through an optax import:
+    - this file: its `ast` (FirstLook.optax_names) holds the factory's last name, imported
+      from optax or read as an attribute of an import of optax;
+    - an imported module (its text): an import binding optax itself (`import optax`, `from
+      optax import contrib`) and `.<factory>` written as an attribute, or `from
+      optax[.contrib] import` naming the factory (`from optax import adamw as make`,
+      which other modules may re-export).
+    Optax's own source (`from optax._src import alias`, `>>> optax.adam` in docstrings)
+    holds none of these. Without the imported modules' text, any import of a project
+    module says yes; without an `ast`, this file is read as text too."""
+    patterns = _OPTAX_PATTERNS.get(factories)
+    if patterns is None:
+        names = words_of(factories)
+        alternation = b"|".join(re.escape(word.encode())
+                                for word in sorted(names, key=len, reverse=True))
+        patterns = _OPTAX_PATTERNS[factories] = (
+            names,
+            re.compile(rb"\." + _BETWEEN + rb"(?:" + alternation + rb")(?![A-Za-z0-9_])"),
+            re.compile(rb"(?<![A-Za-z0-9_])(?:" + alternation + rb")(?![A-Za-z0-9_])"))
+    names, attribute, word = patterns
+    imported = look.imported if look is not None else None
+    if imported is None:
+        if imports_project_module(source):
+            return True
+        texts: list[bytes] = []
+    else:
+        texts = imported.sources()
+    known = look.optax_names() if look is not None else None
+    if known is None:
+        texts = [source, *texts]
+    elif not names.isdisjoint(known):
+        return True
+    for text in texts:
+        if b"optax" not in text:
+            continue
+        if attribute.search(text) and (_IMPORTS_OPTAX.search(text) or _FROM_OPTAX.search(text)):
+            return True
+        for statement in _FROM_OPTAX.finditer(text):
+            if word.search(_imported_names_after(text, statement.end())):
+                return True
+    return False

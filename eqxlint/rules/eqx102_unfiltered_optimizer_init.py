@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import ast
 from typing import TYPE_CHECKING, Iterator, Optional
 
 import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
 from eqxlint.knowledge import optax_transforms
-from eqxlint.rules.base import IMPORTS_PUBLIC_OPTAX, Bad, FixCase, Finding, Good, PROJECT_IMPORT, Rule
+from eqxlint.rules.base import (IMPORTS_PUBLIC_OPTAX, Bad, FirstLook, FixCase, Finding, Good,
+                                PROJECT_IMPORT, Rule, optax_factory_named)
 from eqxlint.semantics import Semantics, Value, argument, keyword_arg, positional_args
 from eqxlint.semantics.values import ARRAY_LIKE_SCALARS
 
 if TYPE_CHECKING:
     from eqxlint.runtime.checker import RuntimeContext
 
+# The optax factories of which `_keeps_state_per_leaf` can say yes.
+STATEFUL = frozenset([name for name, known in optax_transforms.TRANSFORMATIONS.items()
+                      if not known["accepts_module"]]
+                     + list(optax_transforms.STATEFUL_WITH_ARGUMENT) + ["MultiSteps"])
 FILTERED_INIT = "opt_state = optim.init(eqx.filter(model, eqx.is_inexact_array))"
 
 
@@ -24,6 +30,29 @@ class UnfilteredOptimizerInit(Rule):
     summary = "`optim.init(model)` on a module holding callables or Python scalars"
     fix_applicability = "safe"
     triggers = ((b".init(",), (IMPORTS_PUBLIC_OPTAX, PROJECT_IMPORT))
+
+    @classmethod
+    def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
+        """Only where this file or a module it imports may build an optimizer that keeps
+        state for every leaf (the factories `_keeps_state_per_leaf` accepts: measured,
+        plus `MultiSteps` and `sgd` with momentum), spelled through an optax import.
+
+        And only where some `<x>.init(<one argument>)` is not given `eqx.filter(...)`
+        spelled through an import of equinox, unless the file says `is_array_like`.
+
+        Sound: the check needs `optim` inferred as an optimizer with such a factory, and
+        the semantics learns factories only from `optax.<factory>` names written in some
+        module of the file's imports (see optax_factory_named). It looks only at `init`
+        calls with one argument, positional, not starred; given `eqx.filter(...)` it
+        reports only a filter spec whose qualified name is `equinox.is_array_like`.
+        """
+        if not super().may_fire(source, look) or not optax_factory_named(source, look, STATEFUL):
+            return False
+        calls = look.method_calls("init") if look is not None else None
+        if calls is None:
+            return True
+        imports = look.import_bindings() or {}  # type: ignore[union-attr]
+        return any(_may_be_unfiltered_init(call, source, imports) for call in calls)
     what_it_does = """
         Checks for `optim.init(model)` where `optim` is an optax transformation and `model`
         an Equinox module that holds non-array leaves: an `eqx.nn.MLP` (its activation
@@ -261,8 +290,24 @@ class UnfilteredOptimizerInit(Rule):
             model = eqx.tree_at(lambda m: m.w, model, w)
             opt_state = optim.init(model)  # expect: EQX102
         """, "a default that is a function of the file; the model passed through tree_at"),
+        Bad("""
+            import equinox as eqx
+            from equinox import filter as keep, is_array_like
+            if True: import optax as ox
+
+            model = eqx.nn.Sequential([eqx.nn.Linear(8, 8, key=key), eqx.nn.Dropout(0.1)])
+            opt_state = ox.adam(1e-3).init(keep(model, is_array_like))  # expect: EQX102
+        """, "an import after `if True:`, `eqx.filter` and its spec from-imported"),
     )
     good_examples = (
+        Good("""
+            import equinox as eqx
+            import optax
+
+            model = eqx.nn.MLP(2, 1, width_size=32, depth=2, key=key)
+            optim = optax.adam(1e-3)
+            opt_state = optim.init(eqx.filter(model, eqx.is_array))
+        """, "filtered: only `eqx.is_array_like` keeps leaves optax cannot take"),
         Good("""
             import equinox as eqx
             import jax.numpy as jnp
@@ -512,6 +557,18 @@ def _array_like_filter(semantics: Semantics, call: cst.Call, optimizer: cst.Base
         if inline and spec is not None and eqx_alias is not None else (),
         fix_message=f"Filter with `{better}`",
     )
+
+
+def _may_be_unfiltered_init(call: ast.Call, source: bytes, imports: dict[str, set[str]]) -> bool:
+    """The first look at one `<x>.init(...)` call (see may_fire)."""
+    if len(call.args) != 1 or call.keywords or isinstance(call.args[0], ast.Starred):
+        return False
+    given = call.args[0]
+    if isinstance(given, ast.Call) and isinstance(given.func, ast.Attribute) \
+            and given.func.attr == "filter" and isinstance(given.func.value, ast.Name) \
+            and imports.get(given.func.value.id) == {"equinox"}:
+        return b"is_array_like" in source  # `eqx.filter(m, spec)`: flagged for that spec only
+    return True
 
 
 def _first_line(error: BaseException) -> str:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import Iterator, Optional
 
 import libcst as cst
 
 from eqxlint.knowledge import optax_transforms
-from eqxlint.rules.base import IMPORTS_PUBLIC_OPTAX, Bad, Finding, FirstLook, FixCase, Good, PROJECT_IMPORT, Rule
+from eqxlint.rules.base import (IMPORTS_PUBLIC_OPTAX, Bad, Finding, FirstLook, FixCase, Good,
+                                PROJECT_IMPORT, Rule, optax_factory_named)
 from eqxlint.semantics import CallSite, Semantics, Value, argument, keyword_arg, positional_args
 
+# The optax factories that read params (what `_reads_params` looks for).
+READS_PARAMS = frozenset(name for name, known in optax_transforms.TRANSFORMATIONS.items()
+                         if known["reads_params"])
 GRAD_TRANSFORMS = ("equinox.filter_grad", "equinox.filter_value_and_grad")
 
 
@@ -23,13 +28,23 @@ class OptimizerUpdateWithoutParams(Rule):
 
     @classmethod
     def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
-        """Only where some `.update(` call has a second argument (`dict.update(x)` has not).
+        """Only where some `.update(` call has a second argument (`dict.update(x)` has not),
+        and this file or a module it imports may build an optimizer from a factory that
+        reads params (`adamw`, `lion`, `contrib.muon`, ...) through an optax import.
 
-        Sound: the rule looks only at `update(grads, opt_state)` calls, which have a comma
-        between their brackets. A call the scan cannot read is parsed anyway.
+        Sound: the rule looks only at `update(grads, opt_state)` calls (two positional
+        arguments, or two arguments in all; no `*`/`**`, no `params=`; read from the `ast`,
+        else from the text: a comma between the brackets), and only when
+        `optim` is inferred as an optimizer holding such a factory, which the semantics
+        learns only from `optax.<factory>` names written in some module of the file's
+        imports (see optax_factory_named).
         """
-        if not super().may_fire(source, look):
+        if not super().may_fire(source, look) or \
+                not optax_factory_named(source, look, READS_PARAMS):
             return False
+        updates = look.method_calls("update") if look is not None else None
+        if updates is not None:  # the `ast`'s calls: the check's own condition, loosened
+            return any(_may_lack_params(call) for call in updates)
         calls = list(_UPDATE_CALL.finditer(source))
         return not calls or any(_has_second_argument(source, call.end()) for call in calls)
     what_it_does = """
@@ -133,6 +148,16 @@ class OptimizerUpdateWithoutParams(Rule):
             optim = optax.contrib.muon(0.02)
             updates, opt_state = optim.update(grads, opt_state)  # expect: EQX103
         """, "optax.contrib.muon"),
+        Bad("""
+            import jax, optax as ox
+
+            def make():
+                from optax import contrib
+                return contrib.sophia(1e-3)
+
+            optim = make()
+            updates, state = optim.update(grads, state)  # expect: EQX103
+        """, "an import list, and `from optax import contrib` inside a def"),
     )
     good_examples = (
         Good("""
@@ -179,6 +204,16 @@ class OptimizerUpdateWithoutParams(Rule):
             cache = {}
             cache.update(grads, opt_state)
         """, "dict.update"),
+        Good("""
+            from optax._src import alias
+
+            def lion(learning_rate):
+                '''`optim = optax.lion(1e-4)`; `optim.update(grads, opt_state)` fails.'''
+                return alias.lion(learning_rate)
+
+            optim = lion(1e-4)
+            updates, opt_state = optim.update(grads, opt_state)
+        """, "optax's own source: `optax._src` names are not `optax.lion`, docstrings not code"),
         Good("""
             import optax
 
@@ -292,6 +327,14 @@ def _model_of_grads(semantics: Semantics, site: CallSite,
         if any(binding.seq < b.seq < site.seq for b in rebinds):
             return None
     return model
+
+
+def _may_lack_params(call: ast.Call) -> bool:
+    """The check's condition on an `update` call, read from the `ast`."""
+    if any(isinstance(arg, ast.Starred) for arg in call.args) or \
+            any(keyword.arg in (None, "params") for keyword in call.keywords):
+        return False
+    return len(call.args) == 2 or len(call.args) + len(call.keywords) == 2
 
 
 _UPDATE_CALL = re.compile(rb"\.\s*update\s*\(")

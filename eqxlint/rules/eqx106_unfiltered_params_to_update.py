@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 from typing import TYPE_CHECKING, Iterator, Optional
 
 import libcst as cst
 
 from eqxlint.knowledge import optax_transforms
-from eqxlint.rules.base import IMPORTS_PUBLIC_OPTAX, Bad, FixCase, Finding, Good, Rule
+from eqxlint.rules.base import (IMPORTS_PUBLIC_OPTAX, Bad, FirstLook, FixCase, Finding, Good,
+                                PROJECT_IMPORT, Rule, optax_factory_named)
 from eqxlint.semantics import Semantics, Value, argument, keyword_arg, positional_args
 
 if TYPE_CHECKING:
@@ -22,7 +24,26 @@ class UnfilteredParamsToUpdate(Rule):
     name = "unfiltered-params-to-update"
     summary = "`optim.update(grads, opt_state, model)` with the whole module as params"
     fix_applicability = "safe"
-    triggers = ((b".update(",), (IMPORTS_PUBLIC_OPTAX,))
+    triggers = ((b".update(",), (IMPORTS_PUBLIC_OPTAX, PROJECT_IMPORT))
+
+    @classmethod
+    def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
+        """Only where this file or a module it imports may build an optimizer that
+        `rejects_module_params` can name (`MultiSteps`, `inject_hyperparams`, or a factory
+        measured to reject a module holding functions), spelled through an optax import.
+
+        Sound: the check needs `optim` inferred as an optimizer with such a factory, and
+        the semantics learns factories only from `optax.<factory>` names written in some
+        module of the file's imports, the optimizer's own module included (see
+        optax_factory_named; an optimizer built in an imported module counts). It looks
+        only at `update` calls without `*`/`**` whose params (third positional argument,
+        or `params=`) are a name or an attribute (read from the `ast` when there is one).
+        """
+        if not super().may_fire(source, look) or \
+                not optax_factory_named(source, look, _REJECTING):
+            return False
+        calls = look.method_calls("update") if look is not None else None
+        return calls is None or any(_params_named(call) for call in calls)
     what_it_does = """
         Checks for `optim.update(grads, opt_state, model)` (or `params=model`) where
         `model` is an Equinox module that holds a function (an activation, an
@@ -163,6 +184,25 @@ class UnfilteredParamsToUpdate(Rule):
             state = optim.init(eqx.filter(model, eqx.is_inexact_array))
             updates, state = optim.update(grads, state, model)  # expect: EQX106
         """, "optax.contrib.muon"),
+        Bad("""
+            import equinox as eqx
+            try:
+                import optax.contrib as oc
+            except ImportError:
+                oc = None
+
+            model = eqx.nn.MLP(8, 8, 64, 3, key=key)
+            optim = oc.dog()
+            updates, state = optim.update(grads, state, model)  # expect: EQX106
+        """, "`import optax.contrib as oc` inside a try block: the first look reads every import"),
+        Bad("""
+            import equinox as eqx
+            from optax import MultiSteps as Accumulate, adam
+
+            model = eqx.nn.MLP(8, 8, 64, 3, key=key)
+            optim = Accumulate(adam(1e-3), every_k_schedule=4)
+            updates, state = optim.update(grads, state, model)  # expect: EQX106
+        """, "from-imported under another name"),
     )
     good_examples = (
         Good("""
@@ -381,3 +421,20 @@ def _error(key: str) -> str:
     error = optax_transforms.ERRORS.get((key, "module_params"), "")
     error = error.strip().splitlines()[0] if error else ""
     return f"`{error[:120]}`" if error else "at the first step"
+
+
+# The factories of which `rejects_module_params` can say yes, alone or inside a chain.
+_REJECTING = frozenset([name for name in optax_transforms.TRANSFORMATIONS
+                        if rejects_module_params((name,)) is not None] + list(_WRAPPERS))
+
+
+def _params_named(call: ast.Call) -> bool:
+    """The check's condition on an `update` call, read from the `ast`."""
+    if any(isinstance(arg, ast.Starred) for arg in call.args) or \
+            any(keyword.arg is None for keyword in call.keywords):
+        return False
+    if len(call.args) > 2:
+        params: Optional[ast.expr] = call.args[2]
+    else:
+        params = next((k.value for k in call.keywords if k.arg == "params"), None)
+    return isinstance(params, (ast.Name, ast.Attribute))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import ast
 from typing import Iterator, Optional
 
 import libcst as cst
@@ -11,13 +11,13 @@ from eqxlint.rules.base import Bad, Finding, FirstLook, Good, Rule
 from eqxlint.semantics import Binding, CallSite, Semantics, argument, descendants
 
 JITS = ("jax.jit", "equinox.filter_jit", "jax.pmap", "equinox.filter_pmap")
-# A jit decorator on an indented def: `@jax.jit`, `@eqx.filter_jit`, `@partial(jax.jit, ...)`.
-_DECORATED = re.compile(rb"\n[ \t]+@\s*(?:[\w.]+\.)?(?:filter_)?(?:jit|pmap)\b|"
-                        rb"\n[ \t]+@\s*(?:functools\s*\.\s*)?partial\s*\(\s*[\w.]*(?:jit|pmap)\b")
-_COMPILED = re.compile(rb"(?:jit|pmap)\s*\(\s*(?:(lambda)\b|(?:functools\s*\.\s*)?(partial)\s*\(|"
-                       rb"([A-Za-z_]\w*))")
-
-
+_JITS = frozenset(JITS)
+# Transforms that return a new function object on every call: jitting their result
+# misses JAX's cache (measured: `jax.jit(jax.grad(loss))` in a step traces every call;
+# `eqx.filter_jit(eqx.filter_grad(loss))` does not, Equinox's wrappers compare equal). EQX204's.
+FRESH_WRAPPERS = ("jax.grad", "jax.value_and_grad", "jax.vmap", "jax.jacfwd", "jax.jacrev",
+                  "jax.hessian", "jax.checkpoint", "jax.remat")
+_FRESH = frozenset(FRESH_WRAPPERS + ("functools.partial",))
 class TransformCreatedInLoop(Rule):
     code = "EQX202"
     name = "transform-created-in-loop"
@@ -125,6 +125,15 @@ class TransformCreatedInLoop(Rule):
                     return iterate(a, b, n)
                 x, converged = solve(a, b, 10)
         """, "a decorator through functools.partial, in a while loop"),
+        Bad("""
+            import jax as j
+
+            for batch in loader:
+                try:
+                    loss = j.jit(fun=lambda p: loss_fn(p, batch))(params)  # expect: EQX202
+                except FloatingPointError:
+                    break
+        """, "an alias of jax, `fun=` by keyword, inside a try block of the loop"),
     )
     good_examples = (
         Good("""
@@ -227,17 +236,18 @@ class TransformCreatedInLoop(Rule):
 
     @classmethod
     def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
-        """Only where `jit(`/`pmap(` gets a lambda, a partial, or a def nested in a block."""
+        """Only where a jit is made inside a loop: Python's `ast` must show a call that may
+        be a jit (through the file's imports), inside a `for`/`while` of its own scope, given
+        a lambda, a call or the name of a def inside a loop; or a def inside a loop with a
+        decorator that may be a jit (see JitFacts). Without an `ast`: yes.
+
+        Sound: those are the check's two shapes, loosened (every import of a name counts,
+        any loop for the configuration loops it skips).
+        """
         if not super().may_fire(source, look):
             return False
-        if _DECORATED.search(source):
-            return True
-        for is_lambda, is_partial, name in _COMPILED.findall(source):
-            if is_lambda or is_partial:
-                return True
-            if re.search(rb"\n[ \t]+def " + re.escape(name) + rb"\(", source):
-                return True
-        return False
+        facts = jit_facts(look or FirstLook(source))
+        return facts is None or facts.in_loop
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         over_configurations = _ConfigurationLoops(semantics)
@@ -339,3 +349,200 @@ def _made_each_iteration(semantics: Semantics, site: CallSite,
                 and set(binding.loops) & set(site.loops):
             return f"`{target.value}`, a function defined"
     return None
+
+
+# -- the first look shared with EQX204 ---------------------------------------------------
+
+_LOOPS = (ast.For, ast.AsyncFor, ast.While)
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_PARTIAL = frozenset(("functools.partial",))
+
+
+def may_name(node: ast.expr, imports: dict[str, set[str]], quals: "frozenset[str]") -> bool:
+    """Could `Semantics.qualname(node)` be one of `quals`? It is the import of the dotted
+    name's head (any of the file's imports of that name) joined to the rest."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return False
+    rest = ".".join(reversed(parts))
+    return any((f"{full}.{rest}" if rest else full) in quals
+               for full in imports.get(node.id, ()))
+
+
+def _may_be_jit(func: ast.expr, imports: dict[str, set[str]]) -> bool:
+    return may_name(func, imports, _JITS)
+
+
+def _may_be_jit_decorator(expression: ast.expr, imports: dict[str, set[str]]) -> bool:
+    """A superset of jit_of_decorator: a jit, a call of one, or a call given one."""
+    if _may_be_jit(expression, imports):
+        return True
+    if not isinstance(expression, ast.Call):
+        return False
+    given = [a.value if isinstance(a, ast.Starred) else a for a in expression.args]
+    return any(_may_be_jit(node, imports)
+               for node in [expression.func, *given, *(k.value for k in expression.keywords)])
+
+
+def _jitted(call: ast.Call) -> Optional[ast.expr]:
+    """What `argument(call, 0, "fun")` reads: the first positional argument, or `fun=`."""
+    positional = [a for a in call.args if not isinstance(a, ast.Starred)]
+    if positional:
+        return positional[0]
+    return next((k.value for k in call.keywords if k.arg == "fun"), None)
+
+
+def _scope_items(statements: list[ast.stmt], in_loop: bool = False
+                 ) -> Iterator[tuple[ast.AST, bool, ast.stmt]]:
+    """The parts of one scope, as the semantics' loops see them: each def and class statement
+    (a scope of its own), and each expression root, with whether a `for`/`while` of this
+    scope holds it (its header and `else` too) and the statement it belongs to."""
+    for statement in statements:
+        if isinstance(statement, (*_DEFS, ast.ClassDef)):
+            yield statement, in_loop, statement
+            continue
+        inner = in_loop or isinstance(statement, _LOOPS)
+        for value in vars(statement).values():
+            if isinstance(value, ast.AST):
+                yield value, inner, statement
+            elif isinstance(value, list) and value:
+                if isinstance(value[0], ast.stmt):
+                    yield from _scope_items(value, inner)
+                    continue
+                for item in value:
+                    if isinstance(item, (ast.excepthandler, ast.match_case)):
+                        for part in vars(item).values():
+                            if isinstance(part, ast.AST):
+                                yield part, inner, statement
+                            elif isinstance(part, list) and part and isinstance(part[0], ast.stmt):
+                                yield from _scope_items(part, inner)
+                    elif isinstance(item, ast.AST):
+                        yield item, inner, statement
+
+
+class JitFacts:
+    """What EQX202 and EQX204 need proven, read once per file from Python's `ast`.
+
+    `in_loop` (EQX202's two shapes): a jit of a lambda, of a `functools.partial` or of a
+    name that some def inside a loop binds, called inside a loop of its own scope; or a
+    def inside a loop with a decorator that may be a jit. `per_call` (EQX204's two shapes):
+    a function that a loop calls by its name (or as `self.<name>`) makes, outside its own
+    loops and neither returned nor stored, a jit of a lambda, of a partial or a wrapper of
+    FRESH_WRAPPERS, or of a def of its own; or holds a def, not returned, whose decorator
+    may be a jit. A jit is a call whose function may resolve to JITS through the file's
+    imports (`j.jit` after `import jax as j`, `compile` after `from jax import jit as
+    compile`), and so for partial and the wrappers (may_name)."""
+
+    def __init__(self, tree: ast.Module, imports: dict[str, set[str]], source: bytes) -> None:
+        self.imports = imports
+        self.lines = source.split(b"\n")
+        loop_defs: set[str] = set()
+        jitted_names: set[str] = set()
+        self.loop_calls: set[str] = set()
+        self.in_loop = False
+        functions: list[ast.AST] = []
+        pending: list[list[ast.stmt]] = [tree.body]
+        while pending:
+            for node, in_loop, statement in _scope_items(pending.pop()):
+                if isinstance(node, (*_DEFS, ast.ClassDef)):
+                    pending.append(node.body)
+                    if isinstance(node, _DEFS):
+                        functions.append(node)
+                        if in_loop:
+                            loop_defs.add(node.name)
+                            if any(_may_be_jit_decorator(d, imports) for d in node.decorator_list):
+                                self.in_loop = True
+                    continue
+                if not in_loop:
+                    continue
+                for inner in ast.walk(node):
+                    if not isinstance(inner, ast.Call):
+                        continue
+                    func = inner.func
+                    if isinstance(func, ast.Name):
+                        self.loop_calls.add(func.id)
+                    elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) \
+                            and func.value.id == "self":
+                        self.loop_calls.add(func.attr)
+                    if not self.in_loop and _may_be_jit(func, imports):
+                        target = _jitted(inner)
+                        if isinstance(target, ast.Lambda) or isinstance(target, ast.Call) \
+                                and may_name(target.func, imports, _PARTIAL):
+                            self.in_loop = True
+                        elif isinstance(target, ast.Name):
+                            jitted_names.add(target.id)
+        if jitted_names & loop_defs:
+            self.in_loop = True
+        self.per_call = any(function.name in self.loop_calls and self._makes_jit(function)
+                            for function in functions)
+
+    def _makes_jit(self, function: "ast.FunctionDef | ast.AsyncFunctionDef") -> bool:
+        imports = self.imports
+        own_defs: list["ast.FunctionDef | ast.AsyncFunctionDef"] = []
+        calls: list[tuple[ast.Call, ast.stmt]] = []
+        roots: list[tuple[ast.AST, bool, ast.stmt]] = [
+            (node, False, function) for node in
+            [*function.decorator_list, function.args, function.returns] if node is not None]
+        for node, in_loop, statement in [*roots, *_scope_items(function.body)]:
+            if isinstance(node, _DEFS):
+                own_defs.append(node)
+                if not in_loop and not _returned(function, node.name) and any(
+                        _may_be_jit_decorator(d, imports) for d in node.decorator_list):
+                    return True
+                continue
+            if in_loop or isinstance(node, ast.ClassDef):
+                continue
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Call) and _may_be_jit(inner.func, imports):
+                    calls.append((inner, statement))
+        names = {node.name for node in own_defs}
+        for call, statement in calls:
+            target = _jitted(call)
+            if not (isinstance(target, ast.Lambda)
+                    or isinstance(target, ast.Call) and may_name(target.func, imports, _FRESH)
+                    or isinstance(target, ast.Name) and target.id in names):
+                continue
+            if not _kept(call, statement, function, self.lines):
+                return True
+        return False
+
+
+def _returned(function: ast.AST, name: str) -> bool:
+    """As EQX204's `_returned`: `return name`, alone or in a tuple, list or dict, anywhere."""
+    for node in ast.walk(function):
+        if isinstance(node, ast.Return) and node.value is not None:
+            value = node.value
+            values = list(value.elts) if isinstance(value, (ast.Tuple, ast.List)) else \
+                [v for v in value.values if v is not None] if isinstance(value, ast.Dict) \
+                else [value]
+            if any(isinstance(v, ast.Name) and v.id == name for v in values):
+                return True
+    return False
+
+
+def _kept(call: ast.Call, statement: ast.stmt, function: ast.AST, lines: list[bytes]) -> bool:
+    """A subset of EQX204's `_kept`: the jit is the value of a `return`, or of an assignment
+    (first on its line, not after a backslash: the check reads an indented line of
+    statements, not a one-line suite) to an attribute or subscript, or to a name the
+    function returns."""
+    if isinstance(statement, ast.Return):
+        return statement.value is call
+    if not isinstance(statement, (ast.Assign, ast.AnnAssign)) or statement.value is not call:
+        return False
+    row = statement.lineno - 1
+    if not 0 <= row < len(lines) or lines[row][:statement.col_offset].strip(b" \t") \
+            or (row > 0 and lines[row - 1].rstrip(b" \t").endswith(b"\\")):
+        return False
+    targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+    return any(not isinstance(t, ast.Name) or _returned(function, t.id) for t in targets)
+
+
+def jit_facts(look: FirstLook) -> Optional[JitFacts]:
+    """The file's JitFacts, built once for both rules; None without an `ast`."""
+    imports = look.import_bindings()
+    if imports is None:
+        return None
+    return look.memo("jit-facts", lambda tree: JitFacts(tree, imports, look.source))

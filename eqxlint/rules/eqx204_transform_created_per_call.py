@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from typing import Iterator, Optional, Union
 
 import libcst as cst
 
 from eqxlint.rules.base import Bad, Finding, FirstLook, Good, Rule
-from eqxlint.rules.eqx202_transform_created_in_loop import (JITS, jit_decorated_defs,
+from eqxlint.rules.eqx202_transform_created_in_loop import (FRESH_WRAPPERS, JITS,
+                                                             jit_decorated_defs, jit_facts,
                                                              jit_of_decorator)
 from eqxlint.semantics import CallSite, Scope, Semantics, argument, descendants, dotted_name
 
-# Transforms that return a new function object on every call: jitting their result
-# misses JAX's cache (measured: `jax.jit(jax.grad(loss))` in a step traces every call;
-# `eqx.filter_jit(eqx.filter_grad(loss))` does not, Equinox's wrappers compare equal).
-FRESH_WRAPPERS = ("jax.grad", "jax.value_and_grad", "jax.vmap", "jax.jacfwd", "jax.jacrev",
-                  "jax.hessian", "jax.checkpoint", "jax.remat")
 CACHES = ("functools.lru_cache", "functools.cache")
-_CREATED = re.compile(rb"(?:jit|pmap)\s*\(\s*(?:lambda\b|(?:functools\s*\.\s*)?partial\s*\(|"
-                      rb"(?:[\w.]+\.)?(?:grad|value_and_grad|vmap|jacfwd|jacrev|hessian|checkpoint|"
-                      rb"remat)\s*\()|\n[ \t]+@\s*(?:[\w.]+\.)?(?:filter_)?(?:jit|pmap)\b|"
-                      rb"\n[ \t]+@\s*(?:functools\s*\.\s*)?partial\s*\(\s*[\w.]*(?:jit|pmap)")
-_JITTED_NAME = re.compile(rb"(?:jit|pmap)\s*\(\s*([A-Za-z_]\w*)\s*[,)]")
 
 
 class TransformCreatedPerCall(Rule):
@@ -159,6 +149,19 @@ class TransformCreatedPerCall(Rule):
             for t in range(500):
                 action = rollout(policy, env_state, key)
         """, "a decorator through functools.partial"),
+        Bad("""
+            from jax import jit as compile
+
+            class Trainer:
+                def step(self, params, batch):
+                    with self.mesh:
+                        apply = compile(lambda p: self.loss(p, batch))  # expect: EQX204
+                        return apply(params)
+
+                def fit(self, params):
+                    for batch in self.batches:
+                        self.step(params, batch)
+        """, "jax.jit imported under another name, inside a with block of a method"),
     )
     good_examples = (
         Good("""
@@ -183,6 +186,16 @@ class TransformCreatedPerCall(Rule):
             for lr in rates:
                 step = make_step(lr)
         """, "a factory: the compiled function is returned"),
+        Good("""
+            from jax import jit as compile
+
+            def make_step(lr):
+                step = compile(lambda p, g: p - lr * g)
+                return step
+
+            for lr in rates:
+                steps.append(make_step(lr))
+        """, "a factory through a name it returns, jit imported under another name"),
         Good("""
             import jax
 
@@ -271,13 +284,20 @@ class TransformCreatedPerCall(Rule):
 
     @classmethod
     def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
-        """Only where a jit gets something each call could make anew, or decorates a def."""
+        """Only where a function that a loop calls makes a jit each call: Python's `ast` must
+        show a loop calling a name (or `self.<name>`) that names a def which, outside its own
+        loops, calls what may be a jit (through the file's imports) on a lambda, a call or a
+        def of its own, without returning or storing the result; or holds a def, not
+        returned, whose decorator may be a jit (see JitFacts). Without an `ast`: yes.
+
+        Sound: those are the check's shapes, loosened (every import of a name counts, a
+        name for the defs a loop calls; the compiled or cached functions the check skips
+        are not skipped).
+        """
         if not super().may_fire(source, look):
             return False
-        if _CREATED.search(source):
-            return True
-        return any(re.search(rb"\n[ \t]+def " + re.escape(name) + rb"\s*\(", source)
-                   for name in set(_JITTED_NAME.findall(source)))
+        facts = jit_facts(look or FirstLook(source))
+        return facts is None or facts.per_call
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         per_step = called_in_loops(semantics)
