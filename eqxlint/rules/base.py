@@ -206,6 +206,41 @@ def statement_blocks(node: ast.AST) -> Iterator[list[ast.stmt]]:
                 pending.extend(value)
 
 
+def ast_dotted_name(node: ast.AST) -> Optional[str]:
+    """`a.b.c` for an `ast` Name/Attribute chain, else None (syntax.dotted_name's twin)."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+def import_aliases(tree: ast.Module, *names: str) -> set[str]:
+    """`names`, and the local names that an import statement anywhere in the file binds to
+    something whose last part is one of them (`from equinox.nn import inference_mode as
+    im`, `import equinox.nn.inference_mode as im`): what a call must be spelled as for the
+    semantics to resolve it to one of `names` (see may_name)."""
+    found = set(names)
+    for block in statement_blocks(tree):
+        for statement in block:
+            if isinstance(statement, (ast.Import, ast.ImportFrom)):
+                found.update(alias.asname for alias in statement.names
+                             if alias.asname and alias.name.rsplit(".", 1)[-1] in names)
+    return found
+
+
+def may_name(node: ast.AST, names: "set[str] | frozenset[str]", aliases: set[str]) -> bool:
+    """Could Semantics.qualname resolve `node` to a name whose last part is in `names`? Its
+    dotted spelling must end in one of them, or be one of `aliases` (import_aliases)."""
+    dotted = ast_dotted_name(node)
+    if dotted is None:
+        return False
+    return dotted.rsplit(".", 1)[-1] in names or dotted in aliases
+
+
 @dataclass
 class RuleSet:
     """The enabled rules, in code order."""

@@ -11,7 +11,7 @@ import libcst as cst
 from eqxlint.diagnostics import Diagnostic
 from eqxlint.knowledge import equinox_nn
 from eqxlint.rules.base import (_BETWEEN, PROJECT_IMPORT, Bad, Finding, FirstLook, Good, Rule,
-                                mentioned_in_project, trigger_matches)
+                                ast_dotted_name, mentioned_in_project, trigger_matches)
 from eqxlint.semantics import Semantics, Value, keyword_arg, positional_args
 from eqxlint.semantics import values as v
 from eqxlint.semantics.project import _IMPORT_LINE, LIBRARIES
@@ -422,17 +422,6 @@ _PASS_THROUGH = frozenset(v.STRUCTURE_PRESERVING) | {"equinox.combine", "equinox
 _Function = Union[ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda]
 
 
-def _ast_dotted(node: ast.AST) -> Optional[str]:
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None
-    parts.append(node.id)
-    return ".".join(reversed(parts))
-
-
 class _Scope:
     """A scope as the semantics sees it (scopes.py): what it binds, what it declares global."""
 
@@ -699,7 +688,7 @@ class _StatefulFlow:
         if kind is ast.Attribute:
             if isinstance(node.value, ast.Name) and node.value.id == "self":  # type: ignore[attr-defined]
                 return node.attr in self.fields  # type: ignore[attr-defined]
-            dotted = _ast_dotted(node)
+            dotted = ast_dotted_name(node)
             return dotted is not None and self._imported_value(dotted)
         if kind is ast.Call:
             return self._call_may_give(node, scope)  # type: ignore[arg-type]
@@ -713,9 +702,9 @@ class _StatefulFlow:
     def _call_may_give(self, call: ast.Call, scope: _Scope) -> bool:
         func = call.func
         if isinstance(func, ast.Call):  # eqx.nn.make_with_state(Net)(...) -> (model, state)
-            inner = _ast_dotted(func.func)
+            inner = ast_dotted_name(func.func)
             return inner is not None and "equinox.nn.make_with_state" in self._quals(inner)
-        dotted = _ast_dotted(func)
+        dotted = ast_dotted_name(func)
         if dotted is None:
             return False
         if isinstance(func, ast.Name):
@@ -738,7 +727,7 @@ class _StatefulFlow:
 
     def may_annotate(self, annotation: ast.expr) -> bool:
         """Could Semantics.annotation_value make a stateful module of `annotation`?"""
-        dotted = _ast_dotted(annotation)
+        dotted = ast_dotted_name(annotation)
         if dotted is None:
             return False  # a subscript or a string: never a module there
         if dotted.partition(".")[0] not in self.imports:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Optional
@@ -10,7 +11,7 @@ import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
 from eqxlint.rules.base import (PROJECT_IMPORT, Bad, Finding, FirstLook, FixCase, Good, Rule,
-                                mentioned_in_project)
+                                import_aliases, may_name, mentioned_in_project, statement_blocks)
 from eqxlint.semantics import (Binding, CallSite, ClassInfo, Scope, Semantics, Value, argument,
                                dotted_name, keyword_arg, positional_args)
 from eqxlint.semantics.syntax import parameters_of
@@ -20,30 +21,8 @@ SWITCHES = ("equinox.nn.inference_mode", "equinox.tree_inference")
 WRAPPERS = {"jax.vmap": "fun", "equinox.filter_vmap": "fun", "functools.partial": "func",
             "equinox.Partial": "func", "equinox.filter_jit": "fun", "jax.jit": "fun",
             "equinox.filter_pmap": "fun", "jax.pmap": "fun"}
-# A call that starts a statement (its result can only be discarded there).
-_STATEMENT_CALL = re.compile(rb"(?:^|;)[ \t]*[\w.]*(?:inference_mode|tree_inference)\s*\(",
-                             re.MULTILINE)
-
-# `= eqx.nn.inference_mode(model ...`: the switched name (compared with the assigned one).
-_SWITCH_ASSIGNED = re.compile(rb"=[ \t]*[\w.]*(?:inference_mode|tree_inference)\s*\(\s*"
-                              rb"(?:model\s*=\s*|pytree\s*=\s*)?(\w+)")
-_ASSIGNED_NAME = re.compile(rb"(\w+)[ \t]*$")
-_EVAL_DEF = re.compile(rb"def[ \t]+(?:\w*_)?(?:eval|evaluate|evaluation|validate|validation|val|"
-                       rb"test)(?:_\w*)?[ \t]*\(")
-_WRAPPER_CALL = re.compile(rb"(?:vmap|partial|Partial|jit|pmap)\s*\(")
-
 if TYPE_CHECKING:
     from eqxlint.runtime.checker import RuntimeContext
-
-
-def _switched_in_place(source: bytes) -> bool:
-    """`model = eqx.nn.inference_mode(model)`: the same name on both sides (a text test)."""
-    for match in _SWITCH_ASSIGNED.finditer(source):
-        line_start = source.rfind(b"\n", 0, match.start()) + 1
-        before = _ASSIGNED_NAME.search(source, line_start, match.start())
-        if before is not None and before.group(1) == match.group(1):
-            return True
-    return False
 
 
 class DropoutActiveAtEval(Rule):
@@ -181,6 +160,21 @@ class DropoutActiveAtEval(Rule):
                 model = eqx.nn.inference_mode(model)
                 return [forward(x) for x in dataset]  # expect: EQX501
         """, "functools.partial of the model, in an evaluation function"),
+        Bad("""
+            from equinox.nn import inference_mode as to_eval
+
+            (to_eval(model))  # expect: EQX501
+        """, "an alias of the import, in parentheses (the first look's boundary)"),
+        Bad("""
+            import equinox as eqx
+            from jax import vmap as batch
+
+            forward = batch(model)
+            model = eqx.nn.inference_mode(
+                model
+            )
+            logits = forward(x_test)  # expect: EQX501
+        """, "an alias of jax.vmap, the switch over several lines (the first look's boundary)"),
         Bad("""
             import equinox as eqx
 
@@ -710,20 +704,35 @@ class DropoutActiveAtEval(Rule):
 
     @classmethod
     def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
-        """Only where such a call starts a statement (after a line start or a `;`), or
-        switches a name in place in a file that wraps a callable (`vmap`, `partial`, a jit),
-        or where an evaluation function is defined and a Dropout is here or in a module of
-        the project that the file imports. The cheap substring tests run first."""
+        """Each shape's needs, on Python's `ast` (the word tests run first):
+        - a discarded switch: an expression statement that is a call of a name that may
+          resolve to a switch (its dotted spelling ends in `inference_mode` or
+          `tree_inference`, or is a name imported as one);
+        - a stale callable: `m = <switch>(m, ...)` (one name target, the same name given
+          first), and somewhere a call of a wrapper (`vmap`, `filter_vmap`, `partial`,
+          `Partial`, a jit or pmap, or a name imported as one) given `m` first;
+        - an evaluation with dropout, only where neither switch word nor `inference=`
+          occurs (the check gives up there): a def named as an evaluation (`_EVAL_NAME`)
+          that the file calls by its name, and `Dropout` here or in a project module the
+          file imports.
+        Sound: each is a superset of what the check asks (anywhere, in any order)."""
         if not cls.static:
             return False
         if b"inference_mode" in source or b"tree_inference" in source:
-            if _STATEMENT_CALL.search(source) is not None:
-                return True
-            if _WRAPPER_CALL.search(source) is not None and _switched_in_place(source):
-                return True
-        if _EVAL_DEF.search(source) is None:
+            return _may_switch_wrongly(source, look)
+        if b"inference=" in source or (b"val" not in source and b"test" not in source):
+            return False  # the evaluation shape: a name with `eval`, `val` or `test`
+        if b"Dropout" not in source and not mentioned_in_project(source, look, b"Dropout"):
             return False
-        return b"Dropout" in source or mentioned_in_project(source, look, b"Dropout")
+        tree = (look or FirstLook(source)).tree()
+        if tree is None:
+            return True
+        evaluations = {statement.name for block in statement_blocks(tree) for statement in block
+                       if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef))
+                       and _EVAL_NAME.search(statement.name)}
+        return bool(evaluations) and any(
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id in evaluations for node in ast.walk(tree))
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         yield from _discarded(semantics)
@@ -743,6 +752,42 @@ class DropoutActiveAtEval(Rule):
                 f"is a {type(module).__name__} in training mode (`inference=False`) while the "
                 f"model is evaluated",
                 "Switch every layer to inference: `model = eqx.nn.inference_mode(model)`")
+
+
+_SWITCH_NAMES = frozenset({"inference_mode", "tree_inference"})
+_WRAPPER_NAMES = frozenset(name.rsplit(".", 1)[1] for name in WRAPPERS)
+
+
+def _may_switch_wrongly(source: bytes, look: Optional[FirstLook]) -> bool:
+    """The first look for a discarded switch and for a callable built before the switch."""
+    tree = (look or FirstLook(source)).tree()
+    if tree is None:
+        return True
+    switches = import_aliases(tree, *_SWITCH_NAMES)
+    in_place: set[str] = set()
+    for block in statement_blocks(tree):
+        for statement in block:
+            value = getattr(statement, "value", None)
+            if not isinstance(value, ast.Call) or not may_name(value.func, _SWITCH_NAMES, switches):
+                continue
+            if isinstance(statement, ast.Expr):
+                return True  # its result discarded
+            if isinstance(statement, ast.Assign) and len(statement.targets) == 1 \
+                    and isinstance(statement.targets[0], ast.Name):
+                given = value.args[:1] + [k.value for k in value.keywords
+                                          if k.arg in ("model", "pytree")]
+                if any(isinstance(g, ast.Name) and g.id == statement.targets[0].id
+                       for g in given):
+                    in_place.add(statement.targets[0].id)
+    if not in_place:
+        return False
+    wrappers = import_aliases(tree, *_WRAPPER_NAMES)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and may_name(node.func, _WRAPPER_NAMES, wrappers):
+            given = node.args[:1] + [k.value for k in node.keywords if k.arg in ("fun", "func")]
+            if any(isinstance(g, ast.Name) and g.id in in_place for g in given):
+                return True
+    return False
 
 
 def _discarded(semantics: Semantics) -> Iterator[Finding]:
