@@ -720,8 +720,10 @@ class DropoutActiveAtEval(Rule):
             return False
         if b"inference_mode" in source or b"tree_inference" in source:
             return _may_switch_wrongly(source, look)
-        if b"inference=" in source or (b"val" not in source and b"test" not in source):
-            return False  # the evaluation shape: a name with `eval`, `val` or `test`
+        if b"inference=" in source or not any(
+                _EVAL_NAME.search(name.decode("utf-8", "replace"))
+                for name in _DEF_NAME.findall(source)):
+            return False  # the evaluation shape needs a def named as an evaluation
         if b"Dropout" not in source and not mentioned_in_project(source, look, b"Dropout"):
             return False
         tree = (look or FirstLook(source)).tree()
@@ -895,6 +897,9 @@ def _first_call_after(semantics: Semantics, name: str, wrapper: Binding, switch:
 # `test_epoch`, `compute_eval_loss` (a `test_*` def of a pytest file is a test, not this).
 _EVAL_NAME = re.compile(r"^(?:eval|evaluate|evaluation|validate|validation|val|test)(?:_|$)|"
                         r"_(?:eval|evaluate|evaluation|validate|validation)(?:_|$)")
+# What follows `def` (and the whitespace or continuations Python allows there): a superset
+# of every def's name, whatever its characters.
+_DEF_NAME = re.compile(rb"\bdef(?:[ \t\x0c]|\\\r?\n)+([^\s(\\]+)")
 _PYTEST_FILE = re.compile(r"(?:^test_.*|.*_test|^conftest)\.py$")
 _KEY_SPLITS = ("jax.random.split", "jax.random.fold_in")
 _VMAPS = ("jax.vmap", "equinox.filter_vmap")
