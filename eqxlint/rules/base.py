@@ -176,17 +176,54 @@ class FirstLook:
         self.imported = imported
         self._tree: Optional[ast.Module] = None
         self._refused = False
+        self._newer: Optional[ast.Module] = None
+        self._newer_refused = False
 
-    def tree(self) -> Optional[ast.Module]:
-        """The file's `ast`; None when `ast` cannot build it (the rule must then say yes)."""
+    def tree(self, newer_syntax: bool = False) -> Optional[ast.Module]:
+        """The file's `ast`; None when `ast` cannot build it (the rule must then say yes).
+
+        `newer_syntax=True`: where this Python's `ast` refuses the file, the tree of the
+        file without its type parameter lists (`def f[T](x)`, `class C[T: Base]`, Python
+        3.12) and with `type X = v` read as `_eqx_type_alias = v` (see
+        without_type_parameters). Only for a rule whose first look loses nothing there:
+        a list with no parentheses holds no call, no lambda and no statement.
+        """
         if self._tree is None and not self._refused:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # SyntaxWarning: not the rules' business
-                    self._tree = ast.parse(self.source)
-            except (SyntaxError, ValueError, RecursionError, MemoryError):
-                self._refused = True
-        return self._tree
+            self._tree = _parse(self.source)
+            self._refused = self._tree is None
+        if self._tree is not None or not newer_syntax:
+            return self._tree
+        if self._newer is None and not self._newer_refused:
+            rewritten = without_type_parameters(self.source)
+            self._newer = _parse(rewritten) if rewritten != self.source else None
+            self._newer_refused = self._newer is None
+        return self._newer
+
+
+def _parse(source: bytes) -> Optional[ast.Module]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SyntaxWarning: not the rules' business
+            return ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+# A type parameter list without parentheses (one level of brackets inside: `T: list[int]`).
+_BRACKETED = rb"\[[^\[\]()]*(?:\[[^\[\]()]*\][^\[\]()]*)*\]"
+_TYPE_PARAMETERS = re.compile(rb"\b(def|class)([ \t]+\w+)[ \t]*" + _BRACKETED)
+_TYPE_ALIAS = re.compile(rb"(?m)^([ \t]*)type[ \t]+\w+[ \t]*(?:" + _BRACKETED + rb")?[ \t]*=(?!=)")
+
+
+def without_type_parameters(source: bytes) -> bytes:
+    """The source with Python 3.12's type parameter lists dropped and `type X = v` written
+    `_eqx_type_alias = v`, for an older `ast` (line numbers may move: first looks do not
+    need them). Lists that hold parentheses are left alone (the parse then fails, and the
+    rule says yes)."""
+    if b"[" not in source and b"type" not in source:
+        return source
+    source = _TYPE_PARAMETERS.sub(rb"\1\2", source)
+    return _TYPE_ALIAS.sub(rb"\1_eqx_type_alias =", source)
 
 
 def statement_blocks(node: ast.AST) -> Iterator[list[ast.stmt]]:

@@ -201,7 +201,7 @@ class MakeWithStateUnpackedBackwards(Rule):
         assignment in its scope)."""
         if not super().may_fire(source, look):
             return False
-        tree = (look or FirstLook(source)).tree()
+        tree = (look or FirstLook(source)).tree(newer_syntax=True)
         if tree is None:
             return True
         aliases = import_aliases(tree, "make_with_state")

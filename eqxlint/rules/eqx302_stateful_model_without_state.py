@@ -274,7 +274,7 @@ class StatefulModelWithoutState(Rule):
         file back (a cycle)."""
         if not super().may_fire(source, look):
             return False
-        tree = (look or FirstLook(source)).tree()
+        tree = (look or FirstLook(source)).tree(newer_syntax=True)
         if tree is None:
             return True
         return _StatefulFlow(tree, lambda: _project_may_hold_state(source, look),

@@ -166,6 +166,20 @@ class ModuleStoredTwice(Rule):
                     shared = Linear(3, 3, key=key)
                     self.up, self.down = shared, shared  # expect: EQX402
         """, "from-imports, one tuple assignment"),
+        Bad("""
+            import equinox as eqx
+
+            type Pair[T] = tuple[T, T]
+
+            class Tied[T](eqx.Module):
+                first: eqx.nn.Linear
+                second: eqx.nn.Linear
+
+                def __init__[K](self, key: K):
+                    layer = eqx.nn.Linear(4, 4, key=key)
+                    self.first = layer
+                    self.second = layer  # expect: EQX402
+        """, "Python 3.12 type parameters (the first look reads the file without them)"),
     )
     good_examples = (
         Good("""
@@ -285,10 +299,12 @@ class ModuleStoredTwice(Rule):
         of a method, one name stored in two fields or a field assigned from a field; a
         field given a list that repeats a name or multiplies a one-item list; and (when
         `Sequential` occurs at all) any call given such a list first. Sound: the check
-        looks at nothing else, and only in methods of classes."""
+        looks at nothing else, and only in methods of classes. A file in newer syntax
+        than this Python's `ast` reads (`class Net[T](eqx.Module)`) is read without its
+        type parameter lists, which hold none of these shapes."""
         if not super().may_fire(source, look):
             return False
-        tree = (look or FirstLook(source)).tree()
+        tree = (look or FirstLook(source)).tree(newer_syntax=True)
         if tree is None:
             return True
         classes = [statement for block in statement_blocks(tree) for statement in block

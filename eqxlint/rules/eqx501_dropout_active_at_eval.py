@@ -726,7 +726,7 @@ class DropoutActiveAtEval(Rule):
             return False  # the evaluation shape needs a def named as an evaluation
         if b"Dropout" not in source and not mentioned_in_project(source, look, b"Dropout"):
             return False
-        tree = (look or FirstLook(source)).tree()
+        tree = (look or FirstLook(source)).tree(newer_syntax=True)
         if tree is None:
             return True
         evaluations = {statement.name for block in statement_blocks(tree) for statement in block
@@ -762,7 +762,7 @@ _WRAPPER_NAMES = frozenset(name.rsplit(".", 1)[1] for name in WRAPPERS)
 
 def _may_switch_wrongly(source: bytes, look: Optional[FirstLook]) -> bool:
     """The first look for a discarded switch and for a callable built before the switch."""
-    tree = (look or FirstLook(source)).tree()
+    tree = (look or FirstLook(source)).tree(newer_syntax=True)
     if tree is None:
         return True
     switches = import_aliases(tree, *_SWITCH_NAMES)
