@@ -709,12 +709,13 @@ class DropoutActiveAtEval(Rule):
           resolve to a switch (its dotted spelling ends in `inference_mode` or
           `tree_inference`, or is a name imported as one);
         - a stale callable: `m = <switch>(m, ...)` (one name target, the same name given
-          first), and somewhere a call of a wrapper (`vmap`, `filter_vmap`, `partial`,
-          `Partial`, a jit or pmap, or a name imported as one) given `m` first;
+          first), and somewhere a name bound to a call of a wrapper (`vmap`,
+          `filter_vmap`, `partial`, `Partial`, a jit or pmap, or a name imported as one)
+          given `m` first, and a call of that name;
         - an evaluation with dropout, only where neither switch word nor `inference=`
           occurs (the check gives up there): a def named as an evaluation (`_EVAL_NAME`)
-          that the file calls by its name, and `Dropout` here or in a project module the
-          file imports.
+          that may run one of its parameters (see _may_run_a_parameter) and that the file
+          calls by its name, and `Dropout` here or in a project module the file imports.
         Sound: each is a superset of what the check asks (anywhere, in any order)."""
         if not cls.static:
             return False
@@ -729,12 +730,22 @@ class DropoutActiveAtEval(Rule):
         tree = (look or FirstLook(source)).tree(newer_syntax=True)
         if tree is None:
             return True
-        evaluations = {statement.name for block in statement_blocks(tree) for statement in block
+        evaluations = [statement for block in statement_blocks(tree) for statement in block
                        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef))
-                       and _EVAL_NAME.search(statement.name)}
-        return bool(evaluations) and any(
+                       and _EVAL_NAME.search(statement.name)]
+        if evaluations:
+            # Names bound to a call anywhere (`batched = jax.vmap(model)`): the model such
+            # a name runs is found through the binding its scope sees, here or outside.
+            bound_calls = [(node.targets if isinstance(node, ast.Assign) else [node.target],
+                            node.value) for node in ast.walk(tree)
+                           if isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr))
+                           and isinstance(node.value, ast.Call)]
+            evaluations = [function for function in evaluations
+                           if _may_run_a_parameter(function, bound_calls)]
+        names = {function.name for function in evaluations}
+        return bool(names) and any(
             isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-            and node.func.id in evaluations for node in ast.walk(tree))
+            and node.func.id in names for node in ast.walk(tree))
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         yield from _discarded(semantics)
@@ -760,6 +771,33 @@ _SWITCH_NAMES = frozenset({"inference_mode", "tree_inference"})
 _WRAPPER_NAMES = frozenset(name.rsplit(".", 1)[1] for name in WRAPPERS)
 
 
+def _may_run_a_parameter(function: "ast.FunctionDef | ast.AsyncFunctionDef",
+                         bound_calls: "list[tuple[list[ast.expr], ast.Call]]") -> bool:
+    """Could `_evaluation_with_key` find a call in `function` that runs one of its
+    positional parameters: called by its name, through `jax.vmap(p)(...)` (any call of a
+    call), through a name bound (anywhere in the file) to a call given a name `p`, or
+    through a helper given `p` positionally?"""
+    arguments = function.args
+    params = {arg.arg for arg in arguments.posonlyargs + arguments.args}
+    if not params:
+        return False
+    bound = {target.id for targets, value in bound_calls if _given_one_of(value, params)
+             for target in targets if isinstance(target, ast.Name)}
+    for call in (node for node in ast.walk(function) if isinstance(node, ast.Call)):
+        func = call.func
+        if isinstance(func, ast.Call):
+            return True
+        if isinstance(func, ast.Name) and (func.id in params or func.id in bound or any(
+                isinstance(arg, ast.Name) and arg.id in params for arg in call.args)):
+            return True
+    return False
+
+
+def _given_one_of(call: ast.Call, names: set[str]) -> bool:
+    values = list(call.args) + [keyword.value for keyword in call.keywords]
+    return any(isinstance(value, ast.Name) and value.id in names for value in values)
+
+
 def _may_switch_wrongly(source: bytes, look: Optional[FirstLook]) -> bool:
     """The first look for a discarded switch and for a callable built before the switch."""
     tree = (look or FirstLook(source)).tree(newer_syntax=True)
@@ -783,13 +821,24 @@ def _may_switch_wrongly(source: bytes, look: Optional[FirstLook]) -> bool:
                     in_place.add(statement.targets[0].id)
     if not in_place:
         return False
+    # A name bound to a wrapper of a switched name (`batched = jax.vmap(model)`), then
+    # called by that name.
     wrappers = import_aliases(tree, *_WRAPPER_NAMES)
+    wrapping: set[str] = set()
+    called: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and may_name(node.func, _WRAPPER_NAMES, wrappers):
-            given = node.args[:1] + [k.value for k in node.keywords if k.arg in ("fun", "func")]
+        if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Name):
+                called.add(node.func.id)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr)):
+            value = node.value
+            if not isinstance(value, ast.Call) or not may_name(value.func, _WRAPPER_NAMES, wrappers):
+                continue
+            given = value.args[:1] + [k.value for k in value.keywords if k.arg in ("fun", "func")]
             if any(isinstance(g, ast.Name) and g.id in in_place for g in given):
-                return True
-    return False
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                wrapping.update(t.id for t in targets if isinstance(t, ast.Name))
+    return not wrapping.isdisjoint(called)
 
 
 def _discarded(semantics: Semantics) -> Iterator[Finding]:
