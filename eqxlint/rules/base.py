@@ -188,6 +188,8 @@ class FirstLook:
         self._reads: Optional[set[tuple[str, str]]] = None
         self._imports: Optional[dict[str, set[str]]] = None
         self._memo: dict[str, object] = {}
+        self._newer: Optional[ast.Module] = None
+        self._newer_refused = False
 
     def optax_names(self) -> Optional[frozenset[str]]:
         """The optax names this file's code can spell as `optax.<name>`: the last part of
@@ -269,16 +271,51 @@ class FirstLook:
             self._calls, self._reads = calls, reads
         return self._reads
 
-    def tree(self) -> Optional[ast.Module]:
-        """The file's `ast`; None when `ast` cannot build it (the rule must then say yes)."""
+    def tree(self, newer_syntax: bool = False) -> Optional[ast.Module]:
+        """The file's `ast`; None when `ast` cannot build it (the rule must then say yes).
+
+        `newer_syntax=True`: where this Python's `ast` refuses the file, the tree of the
+        file without its type parameter lists (`def f[T](x)`, `class C[T: Base]`, Python
+        3.12) and with `type X = v` read as `_eqx_type_alias = v` (see
+        without_type_parameters). Only for a rule whose first look loses nothing there:
+        a list with no parentheses holds no call, no lambda and no statement.
+        """
         if self._tree is None and not self._refused:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # SyntaxWarning: not the rules' business
-                    self._tree = ast.parse(self.source)
-            except (SyntaxError, ValueError, RecursionError, MemoryError):
-                self._refused = True
-        return self._tree
+            self._tree = _parse(self.source)
+            self._refused = self._tree is None
+        if self._tree is not None or not newer_syntax:
+            return self._tree
+        if self._newer is None and not self._newer_refused:
+            rewritten = without_type_parameters(self.source)
+            self._newer = _parse(rewritten) if rewritten != self.source else None
+            self._newer_refused = self._newer is None
+        return self._newer
+
+
+def _parse(source: bytes) -> Optional[ast.Module]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SyntaxWarning: not the rules' business
+            return ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+# A type parameter list without parentheses (one level of brackets inside: `T: list[int]`).
+_BRACKETED = rb"\[[^\[\]()]*(?:\[[^\[\]()]*\][^\[\]()]*)*\]"
+_TYPE_PARAMETERS = re.compile(rb"\b(def|class)([ \t]+\w+)[ \t]*" + _BRACKETED)
+_TYPE_ALIAS = re.compile(rb"(?m)^([ \t]*)type[ \t]+\w+[ \t]*(?:" + _BRACKETED + rb")?[ \t]*=(?!=)")
+
+
+def without_type_parameters(source: bytes) -> bytes:
+    """The source with Python 3.12's type parameter lists dropped and `type X = v` written
+    `_eqx_type_alias = v`, for an older `ast` (line numbers may move: first looks do not
+    need them). Lists that hold parentheses are left alone (the parse then fails, and the
+    rule says yes)."""
+    if b"[" not in source and b"type" not in source:
+        return source
+    source = _TYPE_PARAMETERS.sub(rb"\1\2", source)
+    return _TYPE_ALIAS.sub(rb"\1_eqx_type_alias =", source)
 
 
 def _optax_names(tree: ast.Module, look: FirstLook) -> frozenset[str]:
@@ -328,6 +365,41 @@ def statement_blocks(node: ast.AST) -> Iterator[list[ast.stmt]]:
                 pending.extend(value)
             elif isinstance(first, (ast.excepthandler, ast.match_case)):
                 pending.extend(value)
+
+
+def ast_dotted_name(node: ast.AST) -> Optional[str]:
+    """`a.b.c` for an `ast` Name/Attribute chain, else None (syntax.dotted_name's twin)."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+def import_aliases(tree: ast.Module, *names: str) -> set[str]:
+    """`names`, and the local names that an import statement anywhere in the file binds to
+    something whose last part is one of them (`from equinox.nn import inference_mode as
+    im`, `import equinox.nn.inference_mode as im`): what a call must be spelled as for the
+    semantics to resolve it to one of `names` (see may_name)."""
+    found = set(names)
+    for block in statement_blocks(tree):
+        for statement in block:
+            if isinstance(statement, (ast.Import, ast.ImportFrom)):
+                found.update(alias.asname for alias in statement.names
+                             if alias.asname and alias.name.rsplit(".", 1)[-1] in names)
+    return found
+
+
+def may_name(node: ast.AST, names: "set[str] | frozenset[str]", aliases: set[str]) -> bool:
+    """Could Semantics.qualname resolve `node` to a name whose last part is in `names`? Its
+    dotted spelling must end in one of them, or be one of `aliases` (import_aliases)."""
+    dotted = ast_dotted_name(node)
+    if dotted is None:
+        return False
+    return dotted.rsplit(".", 1)[-1] in names or dotted in aliases
 
 
 @dataclass

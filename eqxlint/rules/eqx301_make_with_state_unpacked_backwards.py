@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 from typing import Iterator, Optional
 
 import libcst as cst
 
-from eqxlint.rules.base import Bad, FixCase, Finding, Good, Rule
+from eqxlint.rules.base import (Bad, FirstLook, FixCase, Finding, Good, Rule, ast_dotted_name,
+                                import_aliases, may_name, statement_blocks)
 from eqxlint.semantics import CallSite, Scope, Semantics, dotted_name
 
 _TUPLE_METHODS = {"count", "index"}
+_MAKE_WITH_STATE = frozenset({"make_with_state"})
 
 
 class MakeWithStateUnpackedBackwards(Rule):
@@ -102,6 +105,13 @@ class MakeWithStateUnpackedBackwards(Rule):
 
             st, _ = eqx.nn.make_with_state(Net)(key)  # expect: EQX301
         """, "the model kept under the state's name"),
+        Bad("""
+            from equinox.nn import make_with_state as build
+
+            def main(key):
+                st, net = build(Net)(key)  # expect: EQX301
+                return net, st
+        """, "an alias of the import (the first look's boundary)"),
     )
     good_examples = (
         Good("""
@@ -178,6 +188,53 @@ class MakeWithStateUnpackedBackwards(Rule):
         """),
     )
 
+    @classmethod
+    def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
+        """`make_with_state` must occur (the trigger); then, on Python's `ast`, an assignment
+        statement with one target must take `<f>(...)(...)`, where `<f>` is a dotted name
+        ending in `make_with_state` or a name imported as `make_with_state as <f>` (how the
+        semantics can resolve it to equinox's), and its target must be what the check
+        reports on: a pair of dotted names whose first looks like the state and the second
+        not, or whose second is called somewhere with the first as an argument; or one name
+        called somewhere, or with an attribute (not `count`/`index`) read from it. Sound:
+        each test is a superset of the check's (anywhere in the file, not only after the
+        assignment in its scope)."""
+        if not super().may_fire(source, look):
+            return False
+        tree = (look or FirstLook(source)).tree(newer_syntax=True)
+        if tree is None:
+            return True
+        aliases = import_aliases(tree, "make_with_state")
+        assignments = [statement for block in statement_blocks(tree) for statement in block
+                       if isinstance(statement, ast.Assign) and len(statement.targets) == 1
+                       and isinstance(statement.value, ast.Call)
+                       and isinstance(statement.value.func, ast.Call)
+                       and may_name(statement.value.func.func, _MAKE_WITH_STATE, aliases)]
+        calls: Optional[list[ast.Call]] = None
+        for statement in assignments:
+            target = statement.targets[0]
+            if isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) == 2:
+                first, second = (ast_dotted_name(element) for element in target.elts)
+                if first is None or second is None:
+                    continue
+                if _is_state_name(first) and not _is_state_name(second):
+                    return True
+                if calls is None:
+                    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+                if any(ast_dotted_name(call.func) == second and first in _argument_names(call)
+                       for call in calls):
+                    return True
+            elif isinstance(target, ast.Name):
+                name = target.id
+                for node in ast.walk(tree):
+                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                            and node.func.id == name:
+                        return True
+                    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                            and node.value.id == name and node.attr not in _TUPLE_METHODS:
+                        return True
+        return False
+
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         for site in semantics.calls:
             func = site.node.func
@@ -197,6 +254,13 @@ class MakeWithStateUnpackedBackwards(Rule):
                 finding = None
             if finding is not None:
                 yield finding
+
+
+def _argument_names(call: ast.Call) -> set[Optional[str]]:
+    """The dotted names given to a call, as libcst's `arg.value` shows them (`*x` too)."""
+    values = [arg.value if isinstance(arg, ast.Starred) else arg for arg in call.args]
+    values += [keyword.value for keyword in call.keywords]
+    return {ast_dotted_name(value) for value in values}
 
 
 def _call_text(semantics: Semantics, call: cst.Call) -> str:

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Iterator, Optional, Union
 import libcst as cst
 
 from eqxlint.knowledge import equinox_nn
-from eqxlint.rules.base import Bad, Finding, FirstLook, Good, Rule, statement_blocks
+from eqxlint.rules.base import (Bad, Finding, FirstLook, Good, Rule, ast_dotted_name,
+                                import_aliases, may_name, statement_blocks)
+from eqxlint.semantics.project import LIBRARIES
 from eqxlint.semantics import (LOCAL_PREFIX, Binding, ClassInfo, Semantics, Value, argument,
                                descendants, dotted_name)
 
@@ -166,6 +168,40 @@ class ModuleStoredTwice(Rule):
                     shared = Linear(3, 3, key=key)
                     self.up, self.down = shared, shared  # expect: EQX402
         """, "from-imports, one tuple assignment"),
+        Bad("""
+            import equinox as eqx
+
+            type Pair[T] = tuple[T, T]
+
+            class Tied[T](eqx.Module):
+                first: eqx.nn.Linear
+                second: eqx.nn.Linear
+
+                def __init__[K](self, key: K):
+                    layer = eqx.nn.Linear(4, 4, key=key)
+                    self.first = layer
+                    self.second = layer  # expect: EQX402
+        """, "Python 3.12 type parameters (the first look reads the file without them)"),
+        Bad("""
+            import equinox as E
+            from equinox.nn import Linear, Sequential as Chain
+
+            class Base(E.Module):
+                pass
+
+            class Tied(Base):
+                up: Linear
+                down: Linear
+
+                def __init__(self, key):
+                    layer = Linear(3, 3, key=key)
+                    self.up = layer
+                    self.down = layer  # expect: EQX402
+
+            def build(key):
+                block = Linear(3, 3, key=key)
+                return Chain([block, block])  # expect: EQX402
+        """, "a subclass of a module class of the file, aliases (the first look's boundary)"),
     )
     good_examples = (
         Good("""
@@ -284,23 +320,27 @@ class ModuleStoredTwice(Rule):
         """A first look at Python's `ast` for each shape the check reports: in one block
         of a method, one name stored in two fields or a field assigned from a field; a
         field given a list that repeats a name or multiplies a one-item list; and (when
-        `Sequential` occurs at all) any call given such a list first. Sound: the check
-        looks at nothing else, and only in methods of classes."""
+        `Sequential` occurs at all) a call that may resolve to it (spelled `Sequential`
+        or a name imported as it) given such a list first. Only classes of the module's
+        scope whose bases may resolve to `equinox.Module`, an `equinox.nn` class, a class
+        of a project module or such a class of the file are read. Sound: the check looks
+        at nothing else, and only in methods of those classes. A file in newer syntax
+        than this Python's `ast` reads (`class Net[T](eqx.Module)`) is read without its
+        type parameter lists, which hold none of these shapes."""
         if not super().may_fire(source, look):
             return False
-        tree = (look or FirstLook(source)).tree()
+        tree = (look or FirstLook(source)).tree(newer_syntax=True)
         if tree is None:
             return True
-        classes = [statement for block in statement_blocks(tree) for statement in block
-                   if isinstance(statement, ast.ClassDef)]
-        for node in classes:
+        for node in _equinox_classes(tree):
             if any(_may_store_twice(block) for method in node.body
                    if isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef))
                    for block in statement_blocks(method)):
                 return True
         if b"Sequential" in source:
+            aliases = import_aliases(tree, "Sequential")
             for node in ast.walk(tree):
-                if isinstance(node, ast.Call):
+                if isinstance(node, ast.Call) and may_name(node.func, _SEQUENTIAL, aliases):
                     given = node.args[:1] + [k.value for k in node.keywords if k.arg == "layers"]
                     if any(_may_repeat(value) for value in given):
                         return True
@@ -350,6 +390,70 @@ def _leaves(module: object) -> list[object]:
     import jax
 
     return jax.tree_util.tree_leaves(module)
+
+
+_SEQUENTIAL = frozenset({"Sequential"})
+
+
+def _equinox_classes(tree: ast.Module) -> list[ast.ClassDef]:
+    """The classes of the module's scope (the semantics knows no other) that may subclass
+    `eqx.Module`: a base that may resolve (through the file's imports) to `equinox.Module`
+    or a class of `equinox.nn`, to a class of a project module, or to such a class of the
+    file."""
+    classes: list[ast.ClassDef] = []
+    pending: list[ast.AST] = [tree]
+    while pending:  # module-level statements, through if/for/while/with/try/match
+        current = pending.pop()
+        for value in vars(current).values():
+            if not isinstance(value, list):
+                continue
+            for item in value:
+                if isinstance(item, ast.ClassDef):
+                    classes.append(item)
+                elif isinstance(item, (ast.stmt, ast.excepthandler, ast.match_case)) \
+                        and not isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    pending.append(item)
+    quals: dict[str, set[str]] = {}
+    for block in statement_blocks(tree):
+        for statement in block:
+            if isinstance(statement, ast.Import):
+                for alias in statement.names:
+                    local = alias.asname or alias.name.split(".", 1)[0]
+                    quals.setdefault(local, set()).add(alias.name if alias.asname else local)
+            elif isinstance(statement, ast.ImportFrom) and statement.module is not None \
+                    and all(alias.name != "*" for alias in statement.names):
+                module = "." * (statement.level or 0) + statement.module
+                for alias in statement.names:
+                    quals.setdefault(alias.asname or alias.name, set()).add(
+                        f"{module}.{alias.name}")
+
+    def may_be_module(qual: str) -> bool:
+        return qual == "equinox.Module" or qual.startswith("equinox.nn.") \
+            or qual.startswith(".") or qual.split(".", 1)[0] not in LIBRARIES
+
+    possible: set[str] = set()
+    found: list[ast.ClassDef] = []
+    changed = True
+    while changed:
+        changed = False
+        for node in classes:
+            if id(node) in possible:
+                continue
+            for base in node.bases:
+                dotted = ast_dotted_name(base.value if isinstance(base, ast.Starred) else base)
+                if dotted is None:
+                    continue
+                head, _, rest = dotted.partition(".")
+                if head in quals:
+                    hit = any(may_be_module(f"{q}.{rest}" if rest else q) for q in quals[head])
+                else:
+                    hit = not rest and any(c.name == head and id(c) in possible for c in classes)
+                if hit:
+                    possible.add(id(node))
+                    found.append(node)
+                    changed = True
+                    break
+    return found
 
 
 def _may_store_twice(block: list[ast.stmt]) -> bool:

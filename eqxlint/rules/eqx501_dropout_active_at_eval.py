@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Optional
@@ -10,7 +11,7 @@ import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
 from eqxlint.rules.base import (PROJECT_IMPORT, Bad, Finding, FirstLook, FixCase, Good, Rule,
-                                mentioned_in_project)
+                                import_aliases, may_name, mentioned_in_project, statement_blocks)
 from eqxlint.semantics import (Binding, CallSite, ClassInfo, Scope, Semantics, Value, argument,
                                dotted_name, keyword_arg, positional_args)
 from eqxlint.semantics.syntax import parameters_of
@@ -20,30 +21,8 @@ SWITCHES = ("equinox.nn.inference_mode", "equinox.tree_inference")
 WRAPPERS = {"jax.vmap": "fun", "equinox.filter_vmap": "fun", "functools.partial": "func",
             "equinox.Partial": "func", "equinox.filter_jit": "fun", "jax.jit": "fun",
             "equinox.filter_pmap": "fun", "jax.pmap": "fun"}
-# A call that starts a statement (its result can only be discarded there).
-_STATEMENT_CALL = re.compile(rb"(?:^|;)[ \t]*[\w.]*(?:inference_mode|tree_inference)\s*\(",
-                             re.MULTILINE)
-
-# `= eqx.nn.inference_mode(model ...`: the switched name (compared with the assigned one).
-_SWITCH_ASSIGNED = re.compile(rb"=[ \t]*[\w.]*(?:inference_mode|tree_inference)\s*\(\s*"
-                              rb"(?:model\s*=\s*|pytree\s*=\s*)?(\w+)")
-_ASSIGNED_NAME = re.compile(rb"(\w+)[ \t]*$")
-_EVAL_DEF = re.compile(rb"def[ \t]+(?:\w*_)?(?:eval|evaluate|evaluation|validate|validation|val|"
-                       rb"test)(?:_\w*)?[ \t]*\(")
-_WRAPPER_CALL = re.compile(rb"(?:vmap|partial|Partial|jit|pmap)\s*\(")
-
 if TYPE_CHECKING:
     from eqxlint.runtime.checker import RuntimeContext
-
-
-def _switched_in_place(source: bytes) -> bool:
-    """`model = eqx.nn.inference_mode(model)`: the same name on both sides (a text test)."""
-    for match in _SWITCH_ASSIGNED.finditer(source):
-        line_start = source.rfind(b"\n", 0, match.start()) + 1
-        before = _ASSIGNED_NAME.search(source, line_start, match.start())
-        if before is not None and before.group(1) == match.group(1):
-            return True
-    return False
 
 
 class DropoutActiveAtEval(Rule):
@@ -181,6 +160,21 @@ class DropoutActiveAtEval(Rule):
                 model = eqx.nn.inference_mode(model)
                 return [forward(x) for x in dataset]  # expect: EQX501
         """, "functools.partial of the model, in an evaluation function"),
+        Bad("""
+            from equinox.nn import inference_mode as to_eval
+
+            (to_eval(model))  # expect: EQX501
+        """, "an alias of the import, in parentheses (the first look's boundary)"),
+        Bad("""
+            import equinox as eqx
+            from jax import vmap as batch
+
+            forward = batch(model)
+            model = eqx.nn.inference_mode(
+                model
+            )
+            logits = forward(x_test)  # expect: EQX501
+        """, "an alias of jax.vmap, the switch over several lines (the first look's boundary)"),
         Bad("""
             import equinox as eqx
 
@@ -710,20 +704,48 @@ class DropoutActiveAtEval(Rule):
 
     @classmethod
     def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
-        """Only where such a call starts a statement (after a line start or a `;`), or
-        switches a name in place in a file that wraps a callable (`vmap`, `partial`, a jit),
-        or where an evaluation function is defined and a Dropout is here or in a module of
-        the project that the file imports. The cheap substring tests run first."""
+        """Each shape's needs, on Python's `ast` (the word tests run first):
+        - a discarded switch: an expression statement that is a call of a name that may
+          resolve to a switch (its dotted spelling ends in `inference_mode` or
+          `tree_inference`, or is a name imported as one);
+        - a stale callable: `m = <switch>(m, ...)` (one name target, the same name given
+          first), and somewhere a name bound to a call of a wrapper (`vmap`,
+          `filter_vmap`, `partial`, `Partial`, a jit or pmap, or a name imported as one)
+          given `m` first, and a call of that name;
+        - an evaluation with dropout, only where neither switch word nor `inference=`
+          occurs (the check gives up there): a def named as an evaluation (`_EVAL_NAME`)
+          that may run one of its parameters (see _may_run_a_parameter) and that the file
+          calls by its name, and `Dropout` here or in a project module the file imports.
+        Sound: each is a superset of what the check asks (anywhere, in any order)."""
         if not cls.static:
             return False
         if b"inference_mode" in source or b"tree_inference" in source:
-            if _STATEMENT_CALL.search(source) is not None:
-                return True
-            if _WRAPPER_CALL.search(source) is not None and _switched_in_place(source):
-                return True
-        if _EVAL_DEF.search(source) is None:
+            return _may_switch_wrongly(source, look)
+        if b"inference=" in source or not any(
+                _EVAL_NAME.search(name.decode("utf-8", "replace"))
+                for name in _DEF_NAME.findall(source)):
+            return False  # the evaluation shape needs a def named as an evaluation
+        if b"Dropout" not in source and not mentioned_in_project(source, look, b"Dropout"):
             return False
-        return b"Dropout" in source or mentioned_in_project(source, look, b"Dropout")
+        tree = (look or FirstLook(source)).tree(newer_syntax=True)
+        if tree is None:
+            return True
+        evaluations = [statement for block in statement_blocks(tree) for statement in block
+                       if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef))
+                       and _EVAL_NAME.search(statement.name)]
+        if evaluations:
+            # Names bound to a call anywhere (`batched = jax.vmap(model)`): the model such
+            # a name runs is found through the binding its scope sees, here or outside.
+            bound_calls = [(node.targets if isinstance(node, ast.Assign) else [node.target],
+                            node.value) for node in ast.walk(tree)
+                           if isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr))
+                           and isinstance(node.value, ast.Call)]
+            evaluations = [function for function in evaluations
+                           if _may_run_a_parameter(function, bound_calls)]
+        names = {function.name for function in evaluations}
+        return bool(names) and any(
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id in names for node in ast.walk(tree))
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         yield from _discarded(semantics)
@@ -743,6 +765,80 @@ class DropoutActiveAtEval(Rule):
                 f"is a {type(module).__name__} in training mode (`inference=False`) while the "
                 f"model is evaluated",
                 "Switch every layer to inference: `model = eqx.nn.inference_mode(model)`")
+
+
+_SWITCH_NAMES = frozenset({"inference_mode", "tree_inference"})
+_WRAPPER_NAMES = frozenset(name.rsplit(".", 1)[1] for name in WRAPPERS)
+
+
+def _may_run_a_parameter(function: "ast.FunctionDef | ast.AsyncFunctionDef",
+                         bound_calls: "list[tuple[list[ast.expr], ast.Call]]") -> bool:
+    """Could `_evaluation_with_key` find a call in `function` that runs one of its
+    positional parameters: called by its name, through `jax.vmap(p)(...)` (any call of a
+    call), through a name bound (anywhere in the file) to a call given a name `p`, or
+    through a helper given `p` positionally?"""
+    arguments = function.args
+    params = {arg.arg for arg in arguments.posonlyargs + arguments.args}
+    if not params:
+        return False
+    bound = {target.id for targets, value in bound_calls if _given_one_of(value, params)
+             for target in targets if isinstance(target, ast.Name)}
+    for call in (node for node in ast.walk(function) if isinstance(node, ast.Call)):
+        func = call.func
+        if isinstance(func, ast.Call):
+            return True
+        if isinstance(func, ast.Name) and (func.id in params or func.id in bound or any(
+                isinstance(arg, ast.Name) and arg.id in params for arg in call.args)):
+            return True
+    return False
+
+
+def _given_one_of(call: ast.Call, names: set[str]) -> bool:
+    values = list(call.args) + [keyword.value for keyword in call.keywords]
+    return any(isinstance(value, ast.Name) and value.id in names for value in values)
+
+
+def _may_switch_wrongly(source: bytes, look: Optional[FirstLook]) -> bool:
+    """The first look for a discarded switch and for a callable built before the switch."""
+    tree = (look or FirstLook(source)).tree(newer_syntax=True)
+    if tree is None:
+        return True
+    switches = import_aliases(tree, *_SWITCH_NAMES)
+    in_place: set[str] = set()
+    for block in statement_blocks(tree):
+        for statement in block:
+            value = getattr(statement, "value", None)
+            if not isinstance(value, ast.Call) or not may_name(value.func, _SWITCH_NAMES, switches):
+                continue
+            if isinstance(statement, ast.Expr):
+                return True  # its result discarded
+            if isinstance(statement, ast.Assign) and len(statement.targets) == 1 \
+                    and isinstance(statement.targets[0], ast.Name):
+                given = value.args[:1] + [k.value for k in value.keywords
+                                          if k.arg in ("model", "pytree")]
+                if any(isinstance(g, ast.Name) and g.id == statement.targets[0].id
+                       for g in given):
+                    in_place.add(statement.targets[0].id)
+    if not in_place:
+        return False
+    # A name bound to a wrapper of a switched name (`batched = jax.vmap(model)`), then
+    # called by that name.
+    wrappers = import_aliases(tree, *_WRAPPER_NAMES)
+    wrapping: set[str] = set()
+    called: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Name):
+                called.add(node.func.id)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr)):
+            value = node.value
+            if not isinstance(value, ast.Call) or not may_name(value.func, _WRAPPER_NAMES, wrappers):
+                continue
+            given = value.args[:1] + [k.value for k in value.keywords if k.arg in ("fun", "func")]
+            if any(isinstance(g, ast.Name) and g.id in in_place for g in given):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                wrapping.update(t.id for t in targets if isinstance(t, ast.Name))
+    return not wrapping.isdisjoint(called)
 
 
 def _discarded(semantics: Semantics) -> Iterator[Finding]:
@@ -850,6 +946,9 @@ def _first_call_after(semantics: Semantics, name: str, wrapper: Binding, switch:
 # `test_epoch`, `compute_eval_loss` (a `test_*` def of a pytest file is a test, not this).
 _EVAL_NAME = re.compile(r"^(?:eval|evaluate|evaluation|validate|validation|val|test)(?:_|$)|"
                         r"_(?:eval|evaluate|evaluation|validate|validation)(?:_|$)")
+# What follows `def` (and the whitespace or continuations Python allows there): a superset
+# of every def's name, whatever its characters.
+_DEF_NAME = re.compile(rb"\bdef(?:[ \t\x0c]|\\\r?\n)+([^\s(\\]+)")
 _PYTEST_FILE = re.compile(r"(?:^test_.*|.*_test|^conftest)\.py$")
 _KEY_SPLITS = ("jax.random.split", "jax.random.fold_in")
 _VMAPS = ("jax.vmap", "equinox.filter_vmap")

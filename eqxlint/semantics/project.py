@@ -324,6 +324,17 @@ class ProjectIndex:
             found = self._dependencies[key] = sorted(seen)
         return found
 
+    def imported_back(self, importer: Path, data: bytes) -> bool:
+        """Whether a project file that `importer` imports (directly or not) imports
+        `importer` again: an import cycle, through which what `importer` defines can come
+        back to it as an imported name."""
+        importer = Path(os.path.abspath(importer))
+        for path in self.dependencies(importer, data):
+            known = self._direct.get(path)
+            if known is None or importer in known[1]:
+                return True  # not read (say yes), or it imports the importer
+        return False
+
     def _direct_dependencies(self, importer: Path, data: bytes) -> list[Path]:
         found = []
         folder = importer.parent
@@ -379,6 +390,12 @@ class ImportedSources:
         self._importer = importer
         self._data = data
         self._sources: Optional[list[bytes]] = None
+
+    def imports_back(self) -> bool:
+        """Whether one of the imported modules imports this file again (an import cycle)."""
+        if self._index is None or self._importer is None:
+            return False
+        return self._index.imported_back(self._importer, self._data)
 
     def sources(self) -> list[bytes]:
         """The imported modules' bytes (`\n` line endings), nearest dependencies first."""
