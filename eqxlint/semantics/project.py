@@ -341,6 +341,13 @@ class ImportedSources:
         self._data = data
         self._sources: Optional[list[bytes]] = None
 
+    def resolves(self, qual: str) -> bool:
+        """Could the Semantics of this file learn what `qual` is from a project file?
+        (False only where ProjectIndex.definition, which it asks, would find none.)"""
+        if self._index is None or self._importer is None:
+            return False
+        return self._index.resolve(Path(os.path.abspath(self._importer)), qual) is not None
+
     def sources(self) -> list[bytes]:
         """The imported modules' bytes (`\n` line endings), nearest dependencies first."""
         if self._sources is None:
