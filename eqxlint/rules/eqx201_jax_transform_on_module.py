@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from typing import Iterator, Optional
 
 import libcst as cst
@@ -29,6 +30,8 @@ CONSUMERS = {"jax.jit": "jax.jit", "jax.grad": "jax.grad",
 STATIC_CONSUMER = "jax.jit(static_argnums)"
 # Leaves jit traces at the boundary but that break the module's own call under jit.
 FAILS_WHEN_CALLED_UNDER_JIT: frozenset[str] = frozenset()
+# A transformation's name is spelled where it is used or imported (any alias in front).
+_TRANSFORM_NAME = re.compile(rb"\b(?:jit|grad|value_and_grad|vmap)\b")
 
 
 class JaxTransformOnModule(Rule):
@@ -457,10 +460,11 @@ class JaxTransformOnModule(Rule):
         Sound: the check looks at nothing else (a transformation of a lambda or of an
         imported function is not followed), and reports only a module that
         `Semantics.infer` proves, which ModuleFlow over-approximates. A module needs
-        `equinox` in the file or in a project module it imports (the trigger). A file
-        `ast` cannot parse goes to the full check.
+        `equinox` in the file or in a project module it imports, and a transformation's
+        name is spelled in the file (the text screens). A file `ast` cannot parse goes to
+        the full check.
         """
-        if not super().may_fire(source, look):
+        if _TRANSFORM_NAME.search(source) is None or not super().may_fire(source, look):
             return False
         flow = module_flow(source, look)
         try:

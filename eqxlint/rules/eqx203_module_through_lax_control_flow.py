@@ -309,7 +309,7 @@ class ModuleThroughLaxControlFlow(Rule):
         consumer's name is spelled in the file (the text screens). A file `ast` cannot
         parse goes to the full check.
         """
-        if not super().may_fire(source, look) or _CONSUMER_NAME.search(source) is None:
+        if _CONSUMER_NAME.search(source) is None or not super().may_fire(source, look):
             return False
         flow = module_flow(source, look)
         if flow is None:
