@@ -355,6 +355,7 @@ class ModuleFlow:
         self._callers: dict[str, list[ast.Call]] = {}
         self._project: dict[str, bool] = {}
         self._defined: dict[str, bool] = {}
+        self._quals: dict[int, set[str]] = {}  # by id of a node of `tree`, which lives on
         self._collect(tree)
         # Answers by demand: ("name"|"attr"|"return", spelling) -> (may hold a module,
         # tuple positions that may hold one). An answer found while a question it
@@ -461,6 +462,15 @@ class ModuleFlow:
     def quals(self, node: ast.expr) -> set[str]:
         """The qualified names `node` may refer to through the file's imports (any of
         them), or `<local>.Name` for a class of the file."""
+        kind = type(node)
+        if kind is not ast.Name and kind is not ast.Attribute:
+            return set()
+        known = self._quals.get(id(node))
+        if known is None:
+            known = self._quals[id(node)] = self._qualify(node)
+        return known
+
+    def _qualify(self, node: ast.expr) -> set[str]:
         parts: list[str] = []
         while type(node) is ast.Attribute:
             parts.append(node.attr)  # type: ignore[attr-defined]
@@ -500,15 +510,16 @@ class ModuleFlow:
         known = self._defined.get(key)
         if known is None:
             imported = self.look.imported if self.look is not None else None
-            if imported is None or not name.isidentifier():
+            if imported is None or not name.isidentifier() or not name.isascii():
                 known = True
             else:
-                word = re.escape(name.encode())
-                kinds = rb"class|def" if functions else rb"class"
-                pattern = re.compile(rb"\b(?:" + kinds + rb")[ \t\\\n]+" + word
-                                     + rb"\b|\bas[ \t\\\n]+" + word + rb"\b")
                 sources = [self.look.source] + imported.sources()  # type: ignore[union-attr]
-                known = any(pattern.search(text) is not None for text in sources)
+                known = False
+                for text in sources:
+                    classes, defs, aliases = _declared_names(text)
+                    if name in classes or name in aliases or (functions and name in defs):
+                        known = True
+                        break
             self._defined[key] = known
         return known
 
@@ -724,6 +735,29 @@ def _literal_index(node: ast.expr) -> Optional[int]:
     if type(node) is ast.Tuple and not negative:  # `x[0,]`: libcst may read it as `x[0]`
         return _ANY
     return None
+
+
+_DECLARED = re.compile(rb"\b(class|def|as)[ \t\\\n]+([A-Za-z_][A-Za-z0-9_]*)")
+# A project module's text -> the names it writes after `class`, `def`, `as` (by id; the
+# text is kept with them so that the id stays its own). The project index keeps one
+# text per module, shared by all the files that import it.
+_DECLARED_BY_TEXT: dict[int, tuple[bytes, tuple[frozenset[str], frozenset[str], frozenset[str]]]] = {}
+
+
+def _declared_names(text: bytes) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(names after `class`, after `def`, after `as`) in `text` (ASCII names; the
+    caller says yes for any other)."""
+    known = _DECLARED_BY_TEXT.get(id(text))
+    if known is not None and known[0] is text:
+        return known[1]
+    found: dict[bytes, set[str]] = {b"class": set(), b"def": set(), b"as": set()}
+    for keyword, name in _DECLARED.findall(text):
+        found[keyword].add(name.decode("ascii"))
+    names = (frozenset(found[b"class"]), frozenset(found[b"def"]), frozenset(found[b"as"]))
+    if len(_DECLARED_BY_TEXT) > 4096:
+        _DECLARED_BY_TEXT.clear()
+    _DECLARED_BY_TEXT[id(text)] = (text, names)
+    return names
 
 
 def _is_equinox_nn(qual: str) -> bool:
