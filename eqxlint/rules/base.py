@@ -502,11 +502,11 @@ class ModuleFlow:
     def defines(self, qual: str, functions: bool) -> bool:
         """Could the project class (or, with `functions`, def) that `qual` names exist?
         Its name, or the name it is re-exported under (`import ... as Name`), is written
-        `class Name` (`def Name`) or `as Name` in this file or a project module it
-        imports, however indirectly (each re-export is an import). Without the project's
-        text: yes."""
+        `class Name` (`def Name`) or `as Name` in this file, in the file `qual` resolves
+        to, or in a project module the file imports, however indirectly (each re-export
+        is an import). Without the project's text: yes."""
         name = qual.rsplit(".", 1)[-1]
-        key = f"{name}{'()' if functions else ''}"
+        key = f"{qual}{'()' if functions else ''}"
         known = self._defined.get(key)
         if known is None:
             imported = self.look.imported if self.look is not None else None
@@ -514,6 +514,9 @@ class ModuleFlow:
                 known = True
             else:
                 sources = [self.look.source] + imported.sources()  # type: ignore[union-attr]
+                target = imported.resolved_text(qual)  # the first step, whatever the regexes
+                if target is not None:
+                    sources.append(target)
                 known = False
                 for text in sources:
                     classes, defs, aliases = _declared_names(text)
