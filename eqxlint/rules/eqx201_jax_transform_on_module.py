@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import Iterator, Optional
 
 import libcst as cst
 
-from eqxlint.rules.base import Bad, Finding, FirstLook, FixCase, Good, PROJECT_IMPORT, Rule
+from eqxlint.rules.base import (Bad, Finding, FirstLook, FixCase, FlowTooDeep, Good, ModuleFlow,
+                               PROJECT_IMPORT, Rule, module_flow)
 from eqxlint.semantics import (LOCAL_PREFIX, CallSite, Leaf, Semantics, Value, argument,
                                keyword_arg, positional_args)
 from eqxlint.semantics.values import ARRAY_KINDS, PYTHON_SCALAR_KINDS
@@ -28,9 +30,8 @@ CONSUMERS = {"jax.jit": "jax.jit", "jax.grad": "jax.grad",
 STATIC_CONSUMER = "jax.jit(static_argnums)"
 # Leaves jit traces at the boundary but that break the module's own call under jit.
 FAILS_WHEN_CALLED_UNDER_JIT: frozenset[str] = frozenset()
-
-_DECORATED = re.compile(rb"@\s*(?:[\w.]*\.)?(?:jit|grad|value_and_grad|vmap)\b")
-_APPLIED_TO_NAME = re.compile(rb"\b(?:jit|grad|value_and_grad|vmap)\s*\(\s*([A-Za-z_]\w*)\s*[,)]")
+# A transformation's name is spelled where it is used or imported (any alias in front).
+_TRANSFORM_NAME = re.compile(rb"\b(?:jit|grad|value_and_grad|vmap)\b")
 
 
 class JaxTransformOnModule(Rule):
@@ -38,7 +39,7 @@ class JaxTransformOnModule(Rule):
     name = "jax-transform-on-module"
     summary = "`jax.jit`/`grad`/`vmap` on a function that takes a module holding non-arrays"
     fix_applicability = "unsafe"
-    triggers = ((b"jax",), (b"jit", b"grad", b"vmap"), (b"Module", b"nn.", PROJECT_IMPORT))
+    triggers = ((b"jax",), (b"jit", b"grad", b"vmap"), (b"equinox", PROJECT_IMPORT))
     what_it_does = """
         Checks for `jax.jit`, `jax.grad`, `jax.value_and_grad` and `jax.vmap` applied to a
         function that receives an Equinox module holding a leaf *that transform* cannot
@@ -230,6 +231,24 @@ class JaxTransformOnModule(Rule):
             def evaluate(model: eqx.nn.BatchNorm, x, state):
                 return model(x, state)
         """, "annotation with a BatchNorm: its axis_name is a str"),
+        Bad("""
+            import equinox as eqx
+            from jax import jit as J
+
+            @J  # expect: EQX201
+            def loss(model: eqx.nn.MLP, x):
+                return model(x).sum()
+        """, "a renamed import of jit (the first look resolves it)"),
+        Bad("""
+            import equinox as eqx
+            import jax
+
+            def  step (model, x):
+                return model(x).sum()
+
+            model = eqx.nn.MLP(2, 1, 8, 2, key=key)
+            grads = jax.grad(step)(model, x)  # expect: EQX201
+        """, "odd spacing in the def"),
     )
     good_examples = (
         Good("""
@@ -400,6 +419,17 @@ class JaxTransformOnModule(Rule):
             model = eqx.nn.MLP(2, 1, 8, 2, key=key)
             ys = jax.jit(predict, static_argnums=0)(2, model(xs))
         """, "the static argument is a Python int, not the module"),
+        Good("""
+            import equinox as eqx
+            import jax
+
+            @jax.jit
+            def predict(params, x):
+                return params @ x
+
+            model = eqx.nn.MLP(2, 1, 8, 2, key=key)
+            ys = predict(weights, model(x))
+        """, "the module is used beside the jitted def, never passed to it"),
     )
     fix_examples = (
         FixCase("""
@@ -421,16 +451,26 @@ class JaxTransformOnModule(Rule):
 
     @classmethod
     def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
-        """Only where a transformation decorates a def, or is applied to a def's name.
+        """Only where a transformation (its name resolved through any of the file's
+        imports, on Python's `ast`) decorates a def or is given a def's name, and that def
+        may receive an Equinox module: a parameter annotated with a class that may be a
+        module (`equinox.nn`, the file's, a project class), `self` of a method of a class
+        with bases, or a call that may pass one (ModuleFlow says what may hold a module).
 
-        Sound: the check itself looks at nothing else (a transformation of a lambda or
-        of an imported function is not followed).
+        Sound: the check looks at nothing else (a transformation of a lambda or of an
+        imported function is not followed), and reports only a module that
+        `Semantics.infer` proves, which ModuleFlow over-approximates. A module needs
+        `equinox` in the file or in a project module it imports, and a transformation's
+        name is spelled in the file (the text screens). A file `ast` cannot parse goes to
+        the full check.
         """
-        if not super().may_fire(source, look):
+        if _TRANSFORM_NAME.search(source) is None or not super().may_fire(source, look):
             return False
-        if _DECORATED.search(source):
+        flow = module_flow(source, look)
+        try:
+            return flow is None or _may_receive_module(flow)
+        except (FlowTooDeep, RecursionError):
             return True
-        return any(b"def " + name + b"(" in source for name in _APPLIED_TO_NAME.findall(source))
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         for function, transform, node, call in _transformed_functions(semantics):
@@ -473,6 +513,54 @@ class JaxTransformOnModule(Rule):
                 fix_message=f"Replace `{transform}` with `{better}`",
                 anchor=call,
             )
+
+
+def _may_receive_module(flow: ModuleFlow) -> bool:
+    """The first look on `ast`: could a transformed def receive a module (see
+    _module_argument)? A def given by name to a transformation, or decorated with one,
+    whose parameter annotation may name a module class, or that is a method of a class
+    with bases (`self`), or a call that may pass it a module: `jax.jit(f)(model)`, `f(model)`,
+    or `step(model)` where `step = jax.jit(f)` (any call with such a callee, whatever it
+    transforms). What may hold a module: ModuleFlow.
+    """
+    transforms = TRANSFORMS.keys()
+    transformed: list[ast.AST] = []
+    callees: set[str] = set()
+    for call in flow.calls:
+        if flow.quals(call.func).isdisjoint(transforms):
+            continue
+        positional = [arg for arg in call.args if type(arg) is not ast.Starred]
+        target = positional[0] if positional else next(
+            (keyword.value for keyword in call.keywords if keyword.arg == "fun"), None)
+        if type(target) is ast.Name:
+            transformed.extend(flow.defs.get(target.id, ()))  # type: ignore[union-attr]
+    for name, bindings in flow.bound_calls().items():
+        if any(not flow.quals(value.func).isdisjoint(transforms) for value in bindings):
+            callees.add(name)
+    for functions in flow.defs.values():
+        for function in functions:
+            for decorator in function.decorator_list:
+                head = decorator.func if type(decorator) is ast.Call else decorator  # type: ignore[attr-defined]
+                if not flow.quals(head).isdisjoint(transforms) or \
+                        not flow.quals(decorator).isdisjoint(transforms):
+                    transformed.append(function)
+    if not transformed:
+        return False
+    for function in transformed:
+        assert isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
+        callees.add(function.name)
+        arguments = function.args
+        for arg in list(arguments.posonlyargs) + list(arguments.args) + list(arguments.kwonlyargs):
+            if arg.annotation is not None and flow.annotation_holds(arg.annotation):
+                return True
+        if flow.methods.get(id(function)) in flow.classes_with_bases:
+            return True
+    for call in flow.calls:
+        func = call.func
+        if type(func) is ast.Call or (type(func) is ast.Name and func.id in callees):
+            if any(type(arg) is not ast.Starred and flow.holds(arg) for arg in call.args):
+                return True
+    return False
 
 
 def _transformed_functions(semantics: Semantics

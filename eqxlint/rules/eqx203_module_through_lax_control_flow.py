@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import re
 from typing import Iterator, Optional
@@ -9,7 +10,8 @@ from typing import Iterator, Optional
 import libcst as cst
 
 from eqxlint.knowledge import jax_transforms
-from eqxlint.rules.base import Bad, Finding, FirstLook, Good, Rule
+from eqxlint.rules.base import (Bad, Finding, FirstLook, FlowTooDeep, Good, ModuleFlow, PROJECT_IMPORT,
+                               Rule, module_flow)
 from eqxlint.semantics import CallSite, Semantics, argument, positional_args
 
 # Where each lax function takes values that it traces, and under which measured name.
@@ -21,9 +23,10 @@ _OPERANDS: dict[str, tuple[tuple[str, int, Optional[str], bool], ...]] = {
     "jax.lax.while_loop": (("jax.lax.while_loop", 2, "init_val", False),),
     "jax.lax.fori_loop": (("jax.lax.fori_loop", 3, "init_val", False),),
 }
+_CONSUMERS = frozenset(_OPERANDS) | {"jax.jit"}
 _CONTAINERS = ("module", "tuple", "list", "dict")
-_CONSUMER_CALL = re.compile(rb"\b(?:scan|cond|switch|while_loop|fori_loop)\s*\(|"
-                            rb"\bjit\s*\(\s*[A-Za-z_][\w.]*\s*\)")
+# A consumer's name is spelled where it is called or imported (any alias in front).
+_CONSUMER_NAME = re.compile(rb"\b(?:scan|cond|switch|while_loop|fori_loop|jit)\b")
 _SPOKEN = {"jax.lax.scan(carry)": "the carry of `lax.scan`", "jax.lax.scan(xs)": "the `xs` of `lax.scan`",
            "jax.lax.cond": "an operand of `lax.cond`", "jax.lax.switch": "an operand of `lax.switch`",
            "jax.lax.while_loop": "the `init_val` of `lax.while_loop`",
@@ -34,7 +37,7 @@ class ModuleThroughLaxControlFlow(Rule):
     code = "EQX203"
     name = "module-through-lax-control-flow"
     summary = "A module holding functions given to `lax.scan`/`cond`/`switch`/loops, or `jax.jit(model)`"
-    triggers = ((b"equinox",), (b"lax", b"jit("))
+    triggers = ((b"equinox", PROJECT_IMPORT), (b"lax", b"jit"))
     what_it_does = """
         Checks for an Equinox module that provably holds a leaf `lax` cannot trace (a
         function such as an activation, a string, another object) passed as a traced
@@ -158,6 +161,44 @@ class ModuleThroughLaxControlFlow(Rule):
             fast_model = jax.jit(model)  # expect: EQX203
             y = fast_model(x)
         """, "jax.jit of the module itself"),
+        Bad("""
+            import equinox as eqx
+            from jax.lax import scan as S
+
+            def make(key):
+                return eqx.nn.MLP(2, 2, 8, 1, key=key)
+
+            model, h0 = make(key), 0.0
+            carry, _ = S(body, (model, h0), None, length=3)  # expect: EQX203
+        """, "a renamed import, a module returned by a def, then unpacked (the first look "
+             "resolves the alias and follows the def)"),
+        Bad("""
+            import equinox as eqx
+            import jax
+
+            class Trainer:
+                def __init__(self, key):
+                    self.model = eqx.nn.MLP(2, 2, 8, 1, key=key)
+
+                def run(self, x):
+                    return jax.lax.cond(x > 0, f, g, self.model, x)  # expect: EQX203
+        """, "a method: the module is a `self` attribute"),
+        Bad("""
+            import equinox as eqx
+            import jax
+
+            def fit(model, h0):
+                return jax.lax.fori_loop(0, 3, step, (model, h0))  # expect: EQX203
+
+            fit(eqx.nn.MLP(2, 2, 8, 1, key=key), h0)
+        """, "a parameter: the first look follows what the file's calls pass"),
+        Bad("""
+            import equinox as eqx
+            import jax
+
+            model = eqx.nn.Linear(3, 3, key=key)
+            fast = jax.jit(model, donate_argnums=0)  # expect: EQX203
+        """, "jax.jit of the module, with more arguments"),
     )
     good_examples = (
         Good("""
@@ -233,13 +274,50 @@ class ModuleThroughLaxControlFlow(Rule):
             model = make_model()
             out = scan(body, model, xs)
         """, "a user's own scan"),
+        Good("""
+            import equinox as eqx
+            import jax
+
+            def fit(model, h0):
+                return jax.lax.scan(body, h0, None, length=3)
+
+            fit(eqx.nn.MLP(2, 2, 8, 1, key=key), 0.0)
+        """, "the module reaches the def, not the carry (the first look says no here)"),
+        Good("""
+            import equinox as eqx
+            import jax
+
+            model = eqx.nn.MLP(2, 2, 8, 1, key=key)
+            pair = (model, 0.0)
+            h, _ = jax.lax.scan(body, pair[1], None, length=3)
+        """, "the float of a pair: tuple positions are followed"),
     )
 
     @classmethod
     def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
-        """Only where a lax control-flow function is called, or a jit is given a bare name
-        (`jax.jit(model)`) (any alias in front)."""
-        return super().may_fire(source, look) and _CONSUMER_CALL.search(source) is not None
+        """Only where a lax control-flow function or `jax.jit` (its name resolved through
+        any of the file's imports, on Python's `ast`) is given, at an operand `check`
+        reads (scan's `init`/`xs`, cond's and switch's operands, the loops' `init_val`,
+        jit's function), a value that may hold an Equinox module. ModuleFlow says which:
+        one built from an `equinox.nn` class, a class of the file, a class or def of a
+        project module, carried by names, parameters, returns, `self` attributes,
+        tuples (by position), eqx.partition then eqx.combine.
+
+        Sound: the check reports only an operand that `Semantics.infer` proves to be a
+        module or a container holding one, and ModuleFlow says yes wherever it could. A
+        module needs `equinox` in the file or in a project module it imports, and a
+        consumer's name is spelled in the file (the text screens). A file `ast` cannot
+        parse goes to the full check.
+        """
+        if _CONSUMER_NAME.search(source) is None or not super().may_fire(source, look):
+            return False
+        flow = module_flow(source, look)
+        if flow is None:
+            return True
+        try:
+            return _may_pass_module(flow)
+        except (FlowTooDeep, RecursionError):
+            return True
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         for site in semantics.calls:
@@ -275,6 +353,44 @@ class ModuleThroughLaxControlFlow(Rule):
                              "`eqx.combine(params, static)` inside",
                     )
                     break
+
+
+def _may_pass_module(flow: ModuleFlow) -> bool:
+    """A consumer call (its name resolved through any import) given, where `check` reads
+    its operands, a value that may hold a module."""
+    for call in flow.calls:
+        quals = flow.quals(call.func)
+        if quals.isdisjoint(_CONSUMERS):
+            continue
+        if "jax.jit" in quals:
+            positional = [arg for arg in call.args if type(arg) is not ast.Starred]
+            target = positional[0] if positional else next(
+                (k.value for k in call.keywords if k.arg == "fun"), None)
+            if target is not None and flow.holds(target):
+                return True
+        if any(_operands(call, qual, flow) for qual in quals & _OPERANDS.keys()):
+            return True
+    return False
+
+
+def _operands(call: "ast.Call", qual: str, flow: ModuleFlow) -> bool:
+    """Whether an operand that `check` reads of this lax call (on `ast`) may hold a module."""
+    if any(type(arg) is ast.Starred for arg in call.args) or \
+            any(keyword.arg is None for keyword in call.keywords):
+        return False  # the check skips calls with *args or **kwargs
+    keywords = {keyword.arg: keyword.value for keyword in call.keywords}
+    for _consumer, position, keyword, rest in _OPERANDS[qual]:
+        if rest:
+            operands = list(call.args[position:])
+            if not operands and keyword in keywords:
+                operands = [keywords[keyword]]
+        elif position < len(call.args):
+            operands = [call.args[position]]
+        else:
+            operands = [keywords[keyword]] if keyword in keywords else []
+        if any(flow.holds(operand) for operand in operands):
+            return True
+    return False
 
 
 def _jit_of_module(semantics: Semantics, site: CallSite) -> Iterator[Finding]:

@@ -397,6 +397,20 @@ class ImportedSources:
             return False
         return self._index.imported_back(self._importer, self._data)
 
+    def resolves(self, qual: str) -> bool:
+        """Could the Semantics of this file learn what `qual` is from a project file?
+        (False only where ProjectIndex.definition, which it asks, would find none.)"""
+        if self._index is None or self._importer is None:
+            return False
+        return self._index.resolve(Path(os.path.abspath(self._importer)), qual) is not None
+
+    def resolved_text(self, qual: str) -> Optional[bytes]:
+        """The text (as `sources` gives it) of the project file `qual` resolves to."""
+        if self._index is None or self._importer is None:
+            return None
+        found = self._index.resolve(Path(os.path.abspath(self._importer)), qual)
+        return self._index.prefilter_view_of(found[0]) if found is not None else None
+
     def sources(self) -> list[bytes]:
         """The imported modules' bytes (`\n` line endings), nearest dependencies first."""
         if self._sources is None:
