@@ -7,7 +7,7 @@ import re
 import textwrap
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterator, Optional, Union
 
 import libcst as cst
 
@@ -323,6 +323,44 @@ def qualified_names(node: ast.expr, table: dict[str, frozenset[str]]) -> list[st
         return []
     rest = ".".join(reversed(parts))
     return [f"{qual}.{rest}" if rest else qual for qual in quals]
+
+
+# What Python allows between the parts of a callee: whitespace, continuations,
+# comments, brackets.
+_CALLEE_GAP = rb"(?:[ \t\r\n\\()]|#[^\n]*(?:\n|$))*"
+_NAME = rb"[A-Za-z_\x80-\xff][\w\x80-\xff]*"
+_NAME_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+                        + bytes(range(0x80, 0x100)))
+
+
+def calls_resolving_to(source: bytes, table: dict[str, frozenset[str]],
+                       wanted: "Callable[[str], bool]") -> Optional[list[int]]:
+    """Offsets of the calls the text shows whose callee (a name chain from an imported
+    name, with whatever Python allows between its parts, then `(`) the import table
+    resolves to a qualified name `wanted` accepts. Strings and comments may add some;
+    no such call is missed. None when an imported name is not ASCII (the text may
+    spell it in another encoding)."""
+    if not table:
+        return []
+    if not all(name.isascii() for name in table):
+        return None
+    chain = re.compile(rb"(" + b"|".join(re.escape(name.encode()) for name in sorted(table))
+                       + rb")(?![\w\x80-\xff])((?:" + _CALLEE_GAP + rb"\." + _CALLEE_GAP
+                       + _NAME + rb")*)" + _CALLEE_GAP + rb"\(")
+    found = []
+    for match in chain.finditer(source):
+        at = match.start()
+        if at and source[at - 1] in _NAME_BYTES:
+            continue  # the end of a longer name (tested here: a look-behind is slow)
+        try:
+            rest = ".".join(part.decode() for part in re.findall(_NAME, match.group(2)))
+        except UnicodeDecodeError:
+            found.append(at)
+            continue
+        if any(wanted(f"{qual}.{rest}" if rest else qual)
+               for qual in table[match.group(1).decode()]):
+            found.append(at)
+    return found
 
 
 def statement_blocks(node: ast.AST) -> Iterator[list[ast.stmt]]:

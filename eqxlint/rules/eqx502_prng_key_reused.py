@@ -1050,7 +1050,7 @@ def _draw_sites(source: bytes, table: dict[str, frozenset[str]], heads: dict[str
     written out (`keys[0]`, `f(x)`, `0`) is no name, and the call no draw."""
     if not heads:
         return []
-    chain = re.compile(rb"(" + b"|".join(re.escape(h.encode()) for h in heads)
+    chain = re.compile(rb"(" + b"|".join(re.escape(h.encode()) for h in sorted(heads))
                        + rb")(?![\w\x80-\xff])((?:" + _FIRST_LOOK_BETWEEN_BRACKETS + rb"\."
                        + _FIRST_LOOK_BETWEEN_BRACKETS + _IDENT + rb")*)"
                        + _FIRST_LOOK_BETWEEN_BRACKETS + rb"\(")
