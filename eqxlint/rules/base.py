@@ -240,7 +240,8 @@ def import_table(tree: ast.AST) -> dict[str, frozenset[str]]:
 _IMPORT_WORD = re.compile(rb"\bimport\b")
 # What may stand before `import` on its line in a statement: nothing, a statement and
 # `;`, a header and `:`, each maybe followed by `from module`.
-_BEFORE_IMPORT = re.compile(rb"(?:.*[;:])?[ \t]*(?P<from>from[ \t]+[.\w]+[ \t]+)?\Z", re.DOTALL)
+_BEFORE_IMPORT = re.compile(rb"(?:.*[;:])?[ \t]*(?P<from>from(?:[ \t]+|(?=\.))[.\w]+[ \t]*)?\Z",
+                            re.DOTALL)
 
 
 def text_import_table(source: bytes) -> Optional[dict[str, frozenset[str]]]:

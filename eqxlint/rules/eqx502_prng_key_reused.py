@@ -1019,8 +1019,11 @@ _WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01
                         + bytes(range(0x80, 0x100)))
 _GAP = rb"(?:[ \t\n\\]|#[^\n]*\n)*"
 # After a draw's `(`: its first argument, a name (then what follows it) or a star.
-_FIRST_ARGUMENT = re.compile(_GAP + rb"(?:(\*)|(" + _IDENT + rb")" + _GAP + rb"(==|=|[,)])?)")
-_KEY_VALUE = re.compile(_GAP + rb"(" + _IDENT + rb")" + _GAP + rb"[,)]")
+# (Brackets may open before it: `normal((key), shape)` passes the name `key`.)
+_OPEN_GAP = rb"(?:[ \t\n\\(]|#[^\n]*\n)*"
+_FIRST_ARGUMENT = re.compile(_OPEN_GAP + rb"(?:(\*)|(" + _IDENT + rb")" + _GAP
+                             + rb"(==|=|[,)])?)")
+_KEY_VALUE = re.compile(_OPEN_GAP + rb"(" + _IDENT + rb")" + _GAP + rb"[,)]")
 
 
 def _decoded(name: bytes) -> Optional[str]:
