@@ -250,15 +250,18 @@ class ArrayMembershipTest(Rule):
                     if any(key == qual or key.startswith(qual + ".")
                            for qual in quals for key in LEAF_CALLBACKS)}
         sites = calls_resolving_to(source, relevant, LEAF_CALLBACKS.__contains__)
+        rows: Optional[set[int]] = None
         if sites is not None:
             definitions = set(_MODULE_DEF.findall(source))
-            if not any(_may_give_callback(source, at, definitions) for at in sites):
+            sites = [at for at in sites if _may_give_callback(source, at, definitions)]
+            if not sites:
                 return False
+            rows = {source.count(b"\n", 0, at) + 1 for at in sites}
         tree = look.tree()
         exact = look.imports()
         if tree is None or exact is None:
             return True
-        return _membership_callback(tree, exact)
+        return _membership_callback(tree, exact, rows)
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         definitions = _definitions(semantics.module)
@@ -399,13 +402,19 @@ def _bracketed(source: bytes, start: int) -> bytes:
     return source[start:]
 
 
-def _membership_callback(tree: ast.Module, table: dict[str, frozenset[str]]) -> bool:
-    """A leaf callback (see may_fire) that tests a parameter's membership."""
+def _membership_callback(tree: ast.Module, table: dict[str, frozenset[str]],
+                         rows: Optional[set[int]]) -> bool:
+    """A leaf callback (see may_fire) that tests a parameter's membership. `rows`: the
+    lines where the callee of such a call may start (None: anywhere); only the
+    top-level statements spanning them are walked."""
     definitions: dict[str, list[ast.AST]] = {}
     for statement in tree.body:
         if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
             definitions.setdefault(statement.name, []).append(statement)
-    for node in ast.walk(tree):
+    statements = [statement for statement in tree.body if rows is None or any(
+        _first_row(statement) <= row <= (statement.end_lineno or statement.lineno)
+        for row in rows)]
+    for node in (node for statement in statements for node in ast.walk(statement)):
         if not isinstance(node, ast.Call) or not isinstance(node.func, (ast.Name, ast.Attribute)):
             continue
         for qual in qualified_names(node.func, table):
@@ -418,6 +427,12 @@ def _membership_callback(tree: ast.Module, table: dict[str, frozenset[str]]) -> 
             if any(_tests_membership(callback) for callback in callbacks):
                 return True
     return False
+
+
+def _first_row(statement: ast.stmt) -> int:
+    """A statement's first line, its decorators' included."""
+    return min([statement.lineno] + [decorator.lineno for decorator in
+                                     getattr(statement, "decorator_list", [])])
 
 
 def _argument(call: ast.Call, position: int, name: str) -> Optional[ast.expr]:
