@@ -186,10 +186,11 @@ class FirstLook:
         self._optax: Optional[frozenset[str]] = None
         self._calls: dict[str, list[ast.Call]] = {}
         self._reads: Optional[set[tuple[str, str]]] = None
-        self._imports: Optional[dict[str, set[str]]] = None
         self._memo: dict[str, object] = {}
         self._newer: Optional[ast.Module] = None
         self._newer_refused = False
+        self._imports: Optional[dict[str, frozenset[str]]] = None
+        self._text_imports: object = False  # not read yet
 
     def optax_names(self) -> Optional[frozenset[str]]:
         """The optax names this file's code can spell as `optax.<name>`: the last part of
@@ -214,29 +215,24 @@ class FirstLook:
             self._memo[key] = build(tree)
         return self._memo[key]  # type: ignore[no-any-return]
 
-    def import_bindings(self) -> Optional[dict[str, set[str]]]:
-        """Each name the file's imports bind, with every qualified name they bind it to, as
-        the semantics records imports (`import a.b` binds a; `from . import x` nothing);
-        None without an `ast`."""
+    def import_bindings(self) -> Optional[dict[str, frozenset[str]]]:
+        """The file's import table (see import_table); None without an `ast`."""
+        return self.imports()
+
+    def text_imports(self) -> Optional[dict[str, frozenset[str]]]:
+        """The import table read from the text (see text_import_table): a superset of
+        imports(), without parsing the file; None when the text cannot tell."""
+        if self._text_imports is False:
+            self._text_imports = text_import_table(self.source)
+        return self._text_imports  # type: ignore[return-value]
+
+    def imports(self) -> Optional[dict[str, frozenset[str]]]:
+        """The file's import table (see import_table); None when `ast` cannot parse it."""
         if self._imports is None:
             tree = self.tree()
             if tree is None:
                 return None
-            found: dict[str, set[str]] = {}
-            for block in statement_blocks(tree):
-                for statement in block:
-                    if isinstance(statement, ast.Import):
-                        for alias in statement.names:
-                            local = alias.asname or alias.name.split(".", 1)[0]
-                            full = alias.name if alias.asname else local
-                            found.setdefault(local, set()).add(full)
-                    elif isinstance(statement, ast.ImportFrom) and statement.module:
-                        module = "." * statement.level + statement.module
-                        for alias in statement.names:
-                            if alias.name != "*":
-                                found.setdefault(alias.asname or alias.name, set()).add(
-                                    f"{module}.{alias.name}")
-            self._imports = found
+            self._imports = import_table(tree)
         return self._imports
 
     def method_calls(self, method: str) -> Optional[list[ast.Call]]:
@@ -348,6 +344,162 @@ def _optax_names(tree: ast.Module, look: FirstLook) -> frozenset[str]:
             if value in modules or (rest == "contrib" and modules.get(head) == "optax"):
                 names.add(attribute)
     return frozenset(names)
+
+def import_table(tree: ast.AST) -> dict[str, frozenset[str]]:
+    """Each local name an import statement binds, with every qualified name it is bound to.
+
+    Read as the semantics reads imports (eqxlint/semantics/scopes.py), from every import
+    statement of the file, nested ones included: `import a.b` binds `a` to "a",
+    `import a.b as c` binds `c` to "a.b", `from m import x as y` binds `y` to "m.x", a
+    relative import keeps its dots (".m.x"); `from . import x` and star imports bind
+    nothing. The semantics keeps the last import of a name; this keeps them all, so that
+    a first look can say yes for any of them.
+    """
+    table: dict[str, set[str]] = {}
+    for block in statement_blocks(tree):
+        for statement in block:
+            if isinstance(statement, ast.Import):
+                for alias in statement.names:
+                    if alias.asname is not None:
+                        table.setdefault(alias.asname, set()).add(alias.name)
+                    else:
+                        head = alias.name.split(".", 1)[0]
+                        table.setdefault(head, set()).add(head)
+            elif isinstance(statement, ast.ImportFrom) and statement.module is not None:
+                module = "." * (statement.level or 0) + statement.module
+                for alias in statement.names:
+                    if alias.name == "*":
+                        continue
+                    table.setdefault(alias.asname or alias.name, set()).add(
+                        f"{module}.{alias.name}")
+    return {name: frozenset(quals) for name, quals in table.items()}
+
+
+_IMPORT_WORD = re.compile(rb"\bimport\b")
+# What may stand before `import` on its line in a statement: nothing, a statement and
+# `;`, a header and `:`, each maybe followed by `from module`.
+_BEFORE_IMPORT = re.compile(rb"(?:.*[;:])?[ \t]*(?P<from>from(?:[ \t]+|(?=\.))[.\w]+[ \t]*)?\Z",
+                            re.DOTALL)
+
+
+def text_import_table(source: bytes) -> Optional[dict[str, frozenset[str]]]:
+    """The import table (see import_table) read from the text, without parsing the file:
+    each place the word `import` starts a statement (at a line's start, or after `;` or
+    a header's `:`) is taken up to the end of its logical line, and those statements
+    alone are parsed. A superset of the table `ast` gives (text in strings that looks
+    like an import adds entries). None when the text cannot tell: an `import` on a line
+    continuing the one before, or a statement that does not parse alone (the caller
+    then asks `ast`)."""
+    if b"import" not in source:
+        return {}
+    regions: list[tuple[int, int]] = []
+    for match in _IMPORT_WORD.finditer(source):
+        start = match.start()
+        line_start = source.rfind(b"\n", 0, start) + 1
+        if line_start >= 2 and source[line_start - 2:line_start - 1] == b"\\":
+            return None  # a continued line: what comes before is unknown
+        before = _BEFORE_IMPORT.match(source, line_start, start)
+        if before is None:
+            continue  # not a statement's start: prose, or inside an expression
+        if before.group("from"):
+            start = before.start("from")
+        regions.append((start, _logical_line_end(source, start)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            tree = ast.parse(b"\n".join(source[start:end] for start, end in regions))
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            tree = None
+        if tree is not None:  # each statement alone: the imports are its top level
+            return import_table(ast.Module(body=[statement for statement in tree.body
+                                                 if isinstance(statement, (ast.Import,
+                                                                           ast.ImportFrom))],
+                                           type_ignores=[]))
+        table: dict[str, set[str]] = {}
+        for start, end in regions:  # one of them does not parse alone: find it
+            parsed = None
+            for _ in range(8):
+                try:
+                    parsed = ast.parse(source[start:end])
+                    break
+                except (SyntaxError, ValueError, RecursionError, MemoryError):
+                    if end >= len(source):
+                        break
+                    following = source.find(b"\n", end + 1)  # a bracket in a comment
+                    end = len(source) if following < 0 else following  # or a string
+            if parsed is None:
+                return None
+            for name, quals in import_table(parsed).items():
+                table.setdefault(name, set()).update(quals)
+    return {name: frozenset(quals) for name, quals in table.items()}
+
+
+def _logical_line_end(source: bytes, start: int) -> int:
+    """Where the logical line holding `start` ends: brackets and backslashes continue it
+    (counted roughly: a parse tells whether the guess was right)."""
+    end = source.find(b"\n", start)
+    end = len(source) if end < 0 else end
+    depth = source.count(b"(", start, end) - source.count(b")", start, end)
+    while (depth > 0 or source[end - 1:end] == b"\\") and end < len(source):
+        following = source.find(b"\n", end + 1)
+        following = len(source) if following < 0 else following
+        depth += source.count(b"(", end, following) - source.count(b")", end, following)
+        end = following
+    return end
+
+
+def qualified_names(node: ast.expr, table: dict[str, frozenset[str]]) -> list[str]:
+    """The qualified names a Name/Attribute chain may refer to through the file's imports
+    (as Semantics.qualname resolves them: only imports count, not local assignments)."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return []
+    quals = table.get(node.id)
+    if not quals:
+        return []
+    rest = ".".join(reversed(parts))
+    return [f"{qual}.{rest}" if rest else qual for qual in quals]
+
+
+# What Python allows between the parts of a callee: whitespace, continuations,
+# comments, brackets.
+_CALLEE_GAP = rb"(?:[ \t\r\n\\()]|#[^\n]*(?:\n|$))*"
+_NAME = rb"[A-Za-z_\x80-\xff][\w\x80-\xff]*"
+_NAME_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+                        + bytes(range(0x80, 0x100)))
+
+
+def calls_resolving_to(source: bytes, table: dict[str, frozenset[str]],
+                       wanted: "Callable[[str], bool]") -> Optional[list[int]]:
+    """Offsets of the calls the text shows whose callee (a name chain from an imported
+    name, with whatever Python allows between its parts, then `(`) the import table
+    resolves to a qualified name `wanted` accepts. Strings and comments may add some;
+    no such call is missed. None when an imported name is not ASCII (the text may
+    spell it in another encoding)."""
+    if not table:
+        return []
+    if not all(name.isascii() for name in table):
+        return None
+    chain = re.compile(rb"(" + b"|".join(re.escape(name.encode()) for name in sorted(table))
+                       + rb")(?![\w\x80-\xff])((?:" + _CALLEE_GAP + rb"\." + _CALLEE_GAP
+                       + _NAME + rb")*)" + _CALLEE_GAP + rb"\(")
+    found = []
+    for match in chain.finditer(source):
+        at = match.start()
+        if at and source[at - 1] in _NAME_BYTES:
+            continue  # the end of a longer name (tested here: a look-behind is slow)
+        try:
+            rest = ".".join(part.decode() for part in re.findall(_NAME, match.group(2)))
+        except UnicodeDecodeError:
+            found.append(at)
+            continue
+        if any(wanted(f"{qual}.{rest}" if rest else qual)
+               for qual in table[match.group(1).decode()]):
+            found.append(at)
+    return found
 
 
 def statement_blocks(node: ast.AST) -> Iterator[list[ast.stmt]]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import Iterator, Optional, Union
 
 import libcst as cst
 
-from eqxlint.rules.base import Bad, Finding, FirstLook, FixCase, Good, Rule
+from eqxlint.rules.base import (Bad, Finding, FirstLook, FixCase, Good, Rule,
+                                calls_resolving_to, qualified_names, trigger_matches)
 from eqxlint.semantics import CallSite, Semantics, Value, argument, descendants
 from eqxlint.semantics.values import ARRAY_KINDS
 
@@ -20,15 +22,6 @@ LEAF_CALLBACKS = {
     "jax.tree_map": (0, "f"),
 }
 Callback = Union[cst.Lambda, cst.FunctionDef]
-# What a reported predicate looks like in the text: a lambda testing membership on
-# its line, or the name of a def (that tests membership) given to a filter or a map.
-_LAMBDA = re.compile(rb"\blambda\b[^:]*:")
-_MEMBERSHIP = re.compile(rb"[\s)\]]in[\s(\[]")
-_LEAF_CALL = re.compile(rb"(?:filter|partition|tree_map|tree\.map)\s*\(")
-_RENAMED = re.compile(rb"\b(?:filter|partition|tree_map|map)\s+as\s")
-_FOR_IN = re.compile(rb"\bfor\b[^\n]*?\sin\s")  # a loop's `in` is not a membership test
-_NAMED_CALLBACK = re.compile(rb"(?:filter|partition)\s*\([^,()]+,\s*([A-Za-z_]\w*)\s*[,)]|"
-                             rb"(?:tree_map|tree\.map)\s*\(\s*([A-Za-z_]\w*)\s*,")
 
 
 class ArrayMembershipTest(Rule):
@@ -36,7 +29,8 @@ class ArrayMembershipTest(Rule):
     name = "array-membership-test"
     summary = "`leaf in frozen` on arrays inside a filter predicate"
     fix_applicability = "unsafe"
-    triggers = ((b" in ",), (b"filter", b"partition", b"tree_map", b"tree.map"))
+    # may_fire also asks for a call of one of LEAF_CALLBACKS, however it is imported.
+    triggers = ((b" in ",),)
     what_it_does = """
         Checks the predicate given to `eqx.filter`/`eqx.partition` and the function given
         to `jax.tree.map`/`jax.tree_util.tree_map` for `leaf in collection` or
@@ -124,6 +118,13 @@ class ArrayMembershipTest(Rule):
                 grads, params,
             )
         """, "two-tree map, conditional expression"),
+        Bad("""
+            import jax
+            from jax.tree import map
+
+            frozen = jax.tree.leaves(model.encoder)
+            mask = map(lambda p: p not in frozen, model)  # expect: EQX105
+        """, "jax.tree.map imported as `map`"),
     )
     good_examples = (
         Good("""
@@ -224,26 +225,43 @@ class ArrayMembershipTest(Rule):
 
     @classmethod
     def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
-        """Only where a lambda tests membership, or a def is given to a filter or a map.
+        """The check's shape on Python's `ast`: a call of `eqx.filter`, `eqx.partition`,
+        `jax.tree.map`, `jax.tree_util.tree_map` or `jax.tree_map` (as the file's imports
+        resolve it: `from jax.tree import map` too), given a lambda, or the name of a
+        module-level def, whose body compares one of its parameters with `in` or
+        `not in` against a name, a call, or a list, tuple or set of attribute paths.
 
-        Sound: the check follows lambdas written inside the call's brackets (their
-        whole body is scanned, up to the comma or bracket that ends it) and
-        module-level defs passed by name.
+        Sound: the check looks at nothing else; which names and calls hold arrays is
+        left to it. First the text: the `in`, and such a call (the imports read from the
+        text, a superset) whose brackets hold a lambda and an `in`, or the name of a
+        module-level def followed by an `in`; brackets holding a string or a comment
+        (which may hide a bracket) are taken to hold both. A file neither the text nor
+        `ast` can read says yes.
         """
         if not super().may_fire(source, look):
             return False
-        if _RENAMED.search(source):
-            return True  # `from equinox import filter as keep`: the call is not recognisable
-        for call in _LEAF_CALL.finditer(source):
-            arguments = _bracketed(source, call.end())
-            if any(_MEMBERSHIP.search(_lambda_body(arguments, match.end()))
-                   for match in _LAMBDA.finditer(arguments)):
+        look = look or FirstLook(source)
+        table = look.text_imports()
+        if table is None:
+            table = look.imports()
+            if table is None:
                 return True
-        for first, second in _NAMED_CALLBACK.findall(source):
-            body = _module_level_def_body(source, first or second)
-            if body is not None and _MEMBERSHIP.search(_FOR_IN.sub(b" ", body)):
-                return True
-        return False
+        relevant = {name: quals for name, quals in table.items()
+                    if any(key == qual or key.startswith(qual + ".")
+                           for qual in quals for key in LEAF_CALLBACKS)}
+        sites = calls_resolving_to(source, relevant, LEAF_CALLBACKS.__contains__)
+        rows: Optional[set[int]] = None
+        if sites is not None:
+            definitions = set(_MODULE_DEF.findall(source))
+            sites = [at for at in sites if _may_give_callback(source, at, definitions)]
+            if not sites:
+                return False
+            rows = {source.count(b"\n", 0, at) + 1 for at in sites}
+        tree = look.tree()
+        exact = look.imports()
+        if tree is None or exact is None:
+            return True
+        return _membership_callback(tree, exact, rows)
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         definitions = _definitions(semantics.module)
@@ -264,47 +282,6 @@ class ArrayMembershipTest(Rule):
                 finding = _check_comparison(semantics, site, comparison, leaves)
                 if finding is not None:
                     yield finding
-
-
-def _module_level_def_body(source: bytes, name: bytes) -> Optional[bytes]:
-    """The text of `def name(...)` at the top of the module, up to the next top-level line."""
-    match = re.search(rb"(?m)^(?:async\s+)?def\s+" + re.escape(name) + rb"\s*\(", source)
-    if match is None:
-        return None
-    end = re.compile(rb"(?m)^\S").search(source, match.end())
-    return source[match.end():end.start() if end else len(source)]
-
-
-def _bracketed(source: bytes, start: int) -> bytes:
-    """The text from `start` to the bracket that closes the one just before it."""
-    depth = 0
-    for position in range(start, len(source)):
-        char = source[position]
-        if char in b"([{":
-            depth += 1
-        elif char in b")]}":
-            if depth == 0:
-                return source[start:position]
-            depth -= 1
-    return source[start:]
-
-
-def _lambda_body(source: bytes, start: int) -> bytes:
-    """The text of a lambda's body: up to the comma, bracket or line end that ends it."""
-    depth = 0
-    position = start
-    while position < len(source):
-        char = source[position:position + 1]
-        if char in (b"(", b"[", b"{"):
-            depth += 1
-        elif char in (b")", b"]", b"}"):
-            if depth == 0:
-                break
-            depth -= 1
-        elif depth == 0 and char in (b",", b"\n"):
-            break
-        position += 1
-    return source[start:position] + b" "
 
 
 def _definitions(module: cst.Module) -> dict[str, cst.FunctionDef]:
@@ -388,3 +365,102 @@ def _is_module_field(semantics: Semantics, site: CallSite, element: cst.BaseExpr
     while isinstance(node, (cst.Attribute, cst.Subscript)):
         node = node.value
     return isinstance(node, cst.Name) and node.value not in semantics.imports
+
+
+_CALL_NAME = re.compile(rb"[A-Za-z_\x80-\xff][\w\x80-\xff]*")
+_MODULE_DEF = re.compile(rb"(?m)^(?:async[ \t]+)?def[ \t]+([A-Za-z_\x80-\xff][\w\x80-\xff]*)")
+
+
+def _may_give_callback(source: bytes, at: int, definitions: set[bytes]) -> bool:
+    """Whether the call whose callee starts at `at` may be given a callback that tests
+    membership (a text test: see may_fire)."""
+    opened = source.find(b"(", at)
+    arguments = _bracketed(source, opened + 1)
+    if b"#" in arguments or b"'" in arguments or b'"' in arguments:
+        return True  # a bracket may hide in a string or a comment: the span is unsure
+    if b"lambda" in arguments and trigger_matches(b" in ", arguments):
+        return True
+    for name in set(_CALL_NAME.findall(arguments)) & definitions:
+        definition = re.search(rb"(?m)^(?:async[ \t]+)?def[ \t]+" + re.escape(name)
+                               + rb"\b", source)
+        if definition is not None and trigger_matches(b" in ", source[definition.end():]):
+            return True
+    return False
+
+
+def _bracketed(source: bytes, start: int) -> bytes:
+    """The text from `start` to the bracket that closes the one just before it."""
+    depth = 0
+    for position in range(start, len(source)):
+        char = source[position]
+        if char in b"([{":
+            depth += 1
+        elif char in b")]}":
+            if depth == 0:
+                return source[start:position]
+            depth -= 1
+    return source[start:]
+
+
+def _membership_callback(tree: ast.Module, table: dict[str, frozenset[str]],
+                         rows: Optional[set[int]]) -> bool:
+    """A leaf callback (see may_fire) that tests a parameter's membership. `rows`: the
+    lines where the callee of such a call may start (None: anywhere); only the
+    top-level statements spanning them are walked."""
+    definitions: dict[str, list[ast.AST]] = {}
+    for statement in tree.body:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            definitions.setdefault(statement.name, []).append(statement)
+    statements = [statement for statement in tree.body if rows is None or any(
+        _first_row(statement) <= row <= (statement.end_lineno or statement.lineno)
+        for row in rows)]
+    for node in (node for statement in statements for node in ast.walk(statement)):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, (ast.Name, ast.Attribute)):
+            continue
+        for qual in qualified_names(node.func, table):
+            position = LEAF_CALLBACKS.get(qual)
+            if position is None:
+                continue
+            given = _argument(node, *position)
+            callbacks = [given] if isinstance(given, ast.Lambda) else \
+                definitions.get(given.id, []) if isinstance(given, ast.Name) else []
+            if any(_tests_membership(callback) for callback in callbacks):
+                return True
+    return False
+
+
+def _first_row(statement: ast.stmt) -> int:
+    """A statement's first line, its decorators' included."""
+    return min([statement.lineno] + [decorator.lineno for decorator in
+                                     getattr(statement, "decorator_list", [])])
+
+
+def _argument(call: ast.Call, position: int, name: str) -> Optional[ast.expr]:
+    positional = [arg for arg in call.args if not isinstance(arg, ast.Starred)]
+    if position < len(positional):
+        return positional[position]
+    for keyword in call.keywords:
+        if keyword.arg == name:
+            return keyword.value
+    return None
+
+
+def _tests_membership(callback: ast.AST) -> bool:
+    """`param in <name, call, or display of attributes>` in the callback's body
+    (libcst's `params.params`: the positional-or-keyword parameters)."""
+    leaves = {arg.arg for arg in callback.args.args}  # type: ignore[attr-defined]
+    body = callback.body  # type: ignore[attr-defined]
+    for part in body if isinstance(body, list) else [body]:
+        for node in ast.walk(part):
+            if not (isinstance(node, ast.Compare) and isinstance(node.left, ast.Name)
+                    and node.left.id in leaves):
+                continue
+            for operator, comparator in zip(node.ops, node.comparators):
+                if not isinstance(operator, (ast.In, ast.NotIn)):
+                    continue
+                if isinstance(comparator, (ast.Name, ast.Call)):
+                    return True
+                if isinstance(comparator, (ast.List, ast.Tuple, ast.Set)) and comparator.elts \
+                        and all(isinstance(e, ast.Attribute) for e in comparator.elts):
+                    return True
+    return False

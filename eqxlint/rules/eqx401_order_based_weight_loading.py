@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+import ast
+import re
+from typing import Callable, Iterator, Optional
 
 import libcst as cst
 
-from eqxlint.rules.base import Bad, Finding, Good, Rule
+from eqxlint.rules.base import PROJECT_IMPORT, Bad, Finding, FirstLook, Good, Rule, qualified_names
+from eqxlint.semantics.project import imports_project_module
 from eqxlint.semantics import CallSite, Semantics, argument, descendants, positional_args
 
 HINT = ("Load by name: `model = eqxlint.interop.load_state_dict(model, state_dict, "
@@ -17,8 +20,12 @@ class OrderBasedWeightLoading(Rule):
     code = "EQX401"
     name = "order-based-weight-loading"
     summary = "PyTorch weights paired with the model's leaves by position, not by name"
-    triggers = ((b"state_dict", b"torch.load", b"safetensors", b"load_file", b"np.load",
-                 b"numpy.load"), (b"leaves", b"tree_flatten", b"tree.flatten"))
+    # A state dict (`.state_dict()`, or a loader: torch.load, load_file, np.load), its
+    # `.values()`/`.items()`, and leaves (tree_leaves, jax.tree.leaves, tree_flatten):
+    # written in the file or in a project module it imports (values are followed there).
+    # may_fire reads them closer (see _STATE_DICT, _VALUES).
+    triggers = ((b"state_dict", b"load", PROJECT_IMPORT), (b"values", b"items", PROJECT_IMPORT),
+                (b"leaves", b"flatten", PROJECT_IMPORT))
     what_it_does = """
         Checks for weights from a PyTorch `state_dict()`, `torch.load`, safetensors'
         `load_file` or `np.load` paired with a model's leaves by position:
@@ -132,6 +139,15 @@ class OrderBasedWeightLoading(Rule):
                 leaves = jax.tree.leaves(model)
                 return [p.numpy() for p, _ in zip(params, leaves)]  # expect: EQX401
         """, "values listed first, inside a function"),
+        Bad("""
+            import jax.tree
+            from torch import load as read
+
+            def restore(model, path):
+                weights = read(path)
+                flat, treedef = jax.tree.flatten(model)
+                return jax.tree.unflatten(treedef, list(weights.values()))  # expect: EQX401
+        """, "torch.load imported under another name"),
     )
     good_examples = (
         Good("""
@@ -191,6 +207,37 @@ class OrderBasedWeightLoading(Rule):
             leaves = jax.tree.leaves(model)
         """, "both present, never paired"),
     )
+
+    @classmethod
+    def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
+        """The words a finding needs, then a pairing written in the file.
+
+        Sound: a finding needs a state dict (`.state_dict()` with no arguments, or a
+        loader: torch.load, safetensors' load_file/load, numpy.load, named through an
+        import of torch, safetensors or numpy, and so a `load` in the text), its
+        `.values()` or `.items()` (no arguments), and leaves (a function whose name holds
+        `leaves` or `flatten`), each written in the file or in a project module it
+        imports (the semantics follows values there); and the check reports only at a call of `zip` (the builtin name) with two
+        positional arguments that could hold values (a name, call, subscript or
+        attribute: a literal or a comprehension holds neither leaves nor a state
+        dict's values), at `tree_unflatten` / `jax.tree.unflatten` given leaves, at
+        `eqx.tree_at` whose `where` is a lambda calling a leaves function and which is
+        given a replacement (the names as the file's imports resolve them), and at a
+        `for` over `enumerate(...)` whose target starts with a name that subscripts a
+        name in the loop's body (so the file says zip, unflatten, tree_at or enumerate).
+        A file `ast` cannot parse says yes.
+        """
+        if not cls.static or not _PAIRING_WORD.search(source):
+            return False
+        for needed in (_has_state_dict, _has_values, _has_leaves):
+            if not _in_file_or_project(source, look, needed):
+                return False
+        look = look or FirstLook(source)
+        tree = look.tree()
+        table = look.imports()
+        if tree is None or table is None:
+            return True
+        return _pairing_written(tree, table)
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         for site in semantics.calls:
@@ -288,3 +335,105 @@ def _subscripts(body: cst.CSTNode, index: str) -> list[cst.Subscript]:
                 and element.value.value == index:
             found.append(node)
     return found
+
+
+_GAP = rb"(?:[ \t\n\\]|#[^\n]*\n)*"  # what Python allows between tokens in brackets
+_PAIRING_WORD = re.compile(rb"zip|unflatten|tree_at|enumerate")
+_STATE_DICT_CALL = re.compile(rb"\bstate_dict" + _GAP + rb"\(" + _GAP + rb"\)")
+_LOADER_MODULE = re.compile(rb"\b(?:torch|safetensors|numpy)\b")
+# A loader is called by its own name (`torch.load(`, `load_file(`), or imported under
+# another (`from torch import load as read`).
+_LOADER_NAME = re.compile(rb"\bload(?:_file)?" + _GAP + rb"(?:\(|as\b)")
+_VALUES_CALL = re.compile(rb"\b(?:values|items)" + _GAP + rb"\(" + _GAP + rb"\)")
+
+
+def _has_state_dict(text: bytes) -> bool:
+    """`.state_dict()`, or a loader (its qualified name: torch.load, safetensors'
+    load_file and load, numpy.load) that an import of its module names."""
+    return _STATE_DICT_CALL.search(text) is not None or \
+        _LOADER_NAME.search(text) is not None and _LOADER_MODULE.search(text) is not None
+
+
+def _has_values(text: bytes) -> bool:
+    return _VALUES_CALL.search(text) is not None
+
+
+def _has_leaves(text: bytes) -> bool:
+    """tree_leaves, jax.tree.leaves, tree_flatten, jax.tree.flatten: by name, or by
+    their import."""
+    return b"leaves" in text or b"flatten" in text
+
+
+def _in_file_or_project(source: bytes, look: Optional[FirstLook],
+                        test: Callable[[bytes], bool]) -> bool:
+    """`test` holds for the file, or for a project module it imports (without `look`:
+    whether it imports one)."""
+    if test(source):
+        return True
+    imported = look.imported if look is not None else None
+    if imported is None:
+        return imports_project_module(source)
+    return any(test(text) for text in imported.sources())
+_VALUE_NODES = (ast.Name, ast.Call, ast.Subscript, ast.Attribute)
+_UNFLATTEN = ("jax.tree_util.tree_unflatten", "jax.tree.unflatten")
+_LEAVES = ("jax.tree_util.tree_leaves", "jax.tree.leaves")
+
+
+def _argument(call: ast.Call, position: int, name: str) -> Optional[ast.expr]:
+    """`argument` (eqxlint.semantics) on `ast`: the positional argument, stars left out,
+    or the keyword."""
+    positional = [arg for arg in call.args if not isinstance(arg, ast.Starred)]
+    if position < len(positional):
+        return positional[position]
+    for keyword in call.keywords:
+        if keyword.arg == name:
+            return keyword.value
+    return None
+
+
+def _pairing_written(tree: ast.AST, table: dict[str, frozenset[str]]) -> bool:
+    """Whether the file writes one of the pairings the check looks at (see may_fire)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name) and func.id == "zip":
+                values = [arg for arg in node.args if isinstance(arg, _VALUE_NODES)]
+                if len(values) >= 2:
+                    return True
+                continue
+            if not isinstance(func, (ast.Name, ast.Attribute)):
+                continue
+            quals = qualified_names(func, table)
+            if any(qual in _UNFLATTEN for qual in quals) and _argument(node, 1, "leaves"):
+                return True
+            if "equinox.tree_at" in quals and _argument(node, 2, "replace") is not None:
+                where = _argument(node, 0, "where")
+                if isinstance(where, ast.Lambda) and isinstance(where.body, ast.Call) and \
+                        isinstance(where.body.func, (ast.Name, ast.Attribute)) and any(
+                            qual in _LEAVES for qual in qualified_names(where.body.func, table)):
+                    return True
+        elif isinstance(node, (ast.For, ast.AsyncFor)) and _enumerate_indexing(node):
+            return True
+    return False
+
+
+def _enumerate_indexing(loop: "ast.For | ast.AsyncFor") -> bool:
+    """`for i, ... in enumerate(x): ... name[i] ...` (see _check_enumerate)."""
+    iterated = loop.iter
+    if not (isinstance(iterated, ast.Call) and isinstance(iterated.func, ast.Name)
+            and iterated.func.id == "enumerate" and
+            any(not isinstance(arg, ast.Starred) for arg in iterated.args)):
+        return False
+    target = loop.target
+    if not (isinstance(target, ast.Tuple) and target.elts and isinstance(target.elts[0], ast.Name)):
+        return False
+    index = target.elts[0].id
+    for statement in loop.body:
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+                element = node.slice
+                if isinstance(element, ast.Tuple) and len(element.elts) == 1:
+                    element = element.elts[0]  # `leaves[i,]`: one element to libcst too
+                if isinstance(element, ast.Name) and element.id == index:
+                    return True
+    return False

@@ -6,13 +6,12 @@ from __future__ import annotations
 import ast
 import bisect
 import re
-from collections import Counter
 from dataclasses import dataclass
 from typing import Iterator, Optional, Union
 
 import libcst as cst
 
-from eqxlint.rules.base import Bad, Finding, FirstLook, Good, Rule
+from eqxlint.rules.base import Bad, Finding, FirstLook, Good, Rule, qualified_names
 from eqxlint.semantics import (CallSite, Scope, Semantics, descendants, dotted_name,
                                keyword_arg, positional_args)
 
@@ -21,25 +20,12 @@ KEY_PLUMBING = {"split", "fold_in", "PRNGKey", "key", "key_data", "wrap_key_data
                 "key_impl", "default_prng_impl", "threefry_2x32", "threefry2x32_p"}
 
 
-# jax.random's sampling functions, to find what a key is passed to without parsing.
-SAMPLERS = (b"normal|uniform|bernoulli|categorical|randint|permutation|choice|"
-            b"truncated_normal|gumbel|exponential|gamma|loggamma|beta|dirichlet|"
-            b"multivariate_normal|laplace|logistic|poisson|rademacher|ball|orthogonal|cauchy|"
-            b"weibull_min|maxwell|pareto|double_sided_maxwell|generalized_normal|t|chisquare|"
-            b"f|geometric|binomial|multinomial|lognormal|triangular|wald|bits")
-_CONSUMED_NAME = re.compile(rb"(?:\b(?:" + SAMPLERS + rb"|split|fold_in)\s*\(\s*|\bkey\s*=\s*)"
-                            rb"([A-Za-z_]\w*)\b(?!\s*[\[.(])")
-# `from jax.random import normal as n`: a consumer the first look would not recognise.
-_LOOP = re.compile(rb"^[ \t]*(?:for|while)\b", re.MULTILINE)
-_RENAMED_IMPORT = re.compile(rb"from\s+(?:jax\.random|jax|equinox\.nn|equinox)\s+import\s+"
-                             rb"[^\n]*\bas\b")
-
 
 class PrngKeyReused(Rule):
     code = "EQX502"
     name = "prng-key-reused"
     summary = "One PRNG key drawn from twice, used after its split, or never advanced in a loop"
-    triggers = ((b"random", b"equinox"), (b"key",))
+    triggers = ((b"random", b"equinox"),)
     what_it_does = """
         Checks for one key (a plain name) that gives randomness twice where the two
         results are meant to be independent:
@@ -250,6 +236,30 @@ class PrngKeyReused(Rule):
                 noise_key, dropout_key = jr.split(key)  # expect: EQX502
                 return enc_key, dec_key, noise_key, dropout_key
         """, "a key split twice: the second split gives the same keys"),
+        Bad("""
+            from jax.random import normal as draw
+
+            def noise(rng, n):
+                a = draw(rng, (n,))
+                b = draw(rng, (n,))  # expect: EQX502
+                return a + b
+        """, "a sampler imported under another name, a key not named `key`"),
+        Bad("""
+            import jax as j
+
+            def sample(seed):
+                scale = j.random.rayleigh(seed, 1.0)
+                noise = j.random.rayleigh(  # expect: EQX502
+                    # the same seed again
+                    seed, 2.0)
+                return scale, noise
+        """, "any jax.random sampler, a comment before the key, jax under another name"),
+        Bad("""
+            import jax.random as jr
+
+            def rollout(step, key, n):
+                for i in range(n): key2 = jr.normal(key, (2,)); step(key2)  # expect: EQX502
+        """, "a loop written on one line"),
         Bad("""
             import jax
 
@@ -474,35 +484,35 @@ class PrngKeyReused(Rule):
 
     @classmethod
     def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
-        """A cheap first look: could one key be drawn from twice, or in a loop?
+        """The check's own steps, erring towards yes: could a key be drawn from twice
+        in one block, or in a loop that never advances it?
 
-        Sound: consumers are jax.random samplers and `split`/`fold_in`, called by their
-        own name (any module alias in front), and layers (capitalised) given `key=`.
-        The check reports pairs in one block of simple statements, and draws inside a
-        loop from a key the loop does not assign. First a text screen (a name consumed
-        twice, or a loop in the file), then Python's own parser (`ast`, many times
-        cheaper than libcst) looks for either shape, counting fewer assignments than
-        the check does, so that it never hides a finding.
-        A file `ast` cannot parse, or that imports a function or layer under another
-        name, goes to the full check.
+        A draw is a call that the file's imports (all of them: `import jax.random as
+        jr`, `from jax.random import normal as draw`, `import equinox as e`) resolve to
+        a `jax.random` function that is not key plumbing, or to an `equinox.nn` layer
+        given `key=`, with a plain name as its key. First the text: the imports, read
+        without parsing the file (a superset), and the calls whose callee resolves to a
+        draw, with their key where the text shows it (a name first, or `key=name`
+        first); there must be two that may share a key, or one and a `while` or a `for`
+        and a range. Then Python's `ast`, looking only at statements holding those
+        calls. Pairs: two draws of one key in one indented block and one scope, no
+        assignment to the key by a simple statement of the block between them, not a
+        split before a draw, not two shuffles, not in an `assert`, not under
+        `if False:`. Loops: a draw in its innermost loop (comprehensions are no loops;
+        lambdas and defs leave them), the loop a `while` or a `for` over something
+        called range/trange/arange, neither the key nor the draw's other names
+        assigned in the loop, no `if` inside the loop around it testing a name assigned
+        in the loop, a split bound to a name. The assignments counted are a subset of
+        the check's; the intent checks (notebook cells, comparisons, overwritten draws,
+        `eqx.nn.Shared`) are left to the check. A file neither the text nor `ast` can
+        read, or that imports one such name as two things, says yes.
         """
-        if not super().may_fire(source, look):
+        if not cls.static:
             return False
-        if _RENAMED_IMPORT.search(source):
+        try:
+            return _may_fire(source, look)
+        except Exception:  # a first look that fails cannot say "no"
             return True
-        counts = Counter(_CONSUMED_NAME.findall(source))
-        if not counts:
-            return False
-        if not any(count > 1 for count in counts.values()) and not _LOOP.search(source):
-            return False
-        tree = (look or FirstLook(source)).tree()
-        if tree is None:
-            return True
-        samplers = _imported_from(source, "jax.random")
-        layers = _imported_from(source, "equinox.nn")
-        nn_aliases = _equinox_nn_aliases(source)
-        return _block_with_reused_name(source, tree, samplers, layers, nn_aliases) or \
-            _drawn_in_loop(tree, samplers, layers, nn_aliases)
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         draws = [draw for site in semantics.calls
@@ -912,115 +922,235 @@ def _guarded_by_iteration(loop: Union[cst.For, cst.While], call: cst.Call,
     return False
 
 
-def _block_with_reused_name(source: bytes, tree: ast.AST, samplers: set[str], layers: set[str],
-                            nn_aliases: set[str]) -> bool:
-    """Some block gives one name to two consumers (or splits) with no assignment to it
-    in between.
-
-    The text matches point at statements; `ast` says which calls there consume which
-    name (a sampler of jax.random by attribute or imported name, an `equinox.nn`
-    layer given `key=`). Only assignments by simple statements of the same block
-    count as "in between" (the check counts more, so this never hides a finding).
-    """
-    lines = {source.count(b"\n", 0, match.start()) + 1
-             for match in _CONSUMED_NAME.finditer(source)}
-    placed, assigned, statements = _simple_statements(tree)
-    uses: dict[tuple[int, str], list[int]] = {}  # (block, name) -> statement positions
-    for place in sorted({placed[line] for line in lines if line in placed}):
-        block, position = place
-        for name in _consumed_names(statements[place], samplers, layers, nn_aliases):
-            uses.setdefault((block, name), []).append(position)
-    for (block, name), positions in uses.items():
-        for first, second in zip(positions, positions[1:]):
-            if not any(first <= where < second for where in assigned.get((block, name), [])):
-                return True
-    return False
-
-
-_SAMPLER_NAMES = set(SAMPLERS.decode().split("|")) | {"split", "fold_in"}
-
-
-def _drawn_in_loop(tree: ast.AST, samplers: set[str], layers: set[str],
-                   nn_aliases: set[str]) -> bool:
-    """A consumer or split inside a `for`/`while` whose key name that loop never assigns.
-
-    Assignments counted: plain, augmented and annotated ones and `for` targets, outside
-    nested functions, classes and comprehensions: all of them the check sees too.
-    Statements are walked one level at a time; only code inside a loop (the innermost
-    one, until a def, class or lambda) is searched for calls.
-    """
-    assigned_in: dict[int, set[str]] = {}
-
-    def drawn(node: ast.AST, loop: ast.AST) -> bool:
-        for call in _calls_outside_lambdas(node):
-            names = _keys_of_call(call, samplers, layers, nn_aliases)
-            if names:
-                assigned = assigned_in.get(id(loop))
-                if assigned is None:
-                    assigned = assigned_in[id(loop)] = _assigned_in_loop(loop)
-                if any(name not in assigned for name in names):
-                    return True
+def _may_fire(source: bytes, look: Optional[FirstLook]) -> bool:
+    """PrngKeyReused.may_fire, after its guard."""
+    if not (b"random" in source and b"jax" in source or
+            b"equinox" in source and b"key" in source):
         return False
+    look = look or FirstLook(source)
+    table = look.text_imports()  # a superset of the imports, read without parsing
+    if table is None:
+        table = look.imports()
+        if table is None:
+            return True
+    heads, ambiguous = _key_consumers(table)
+    if not heads:
+        return False
+    if ambiguous or not all(head.isascii() for head in heads):
+        return True  # which import holds, or how the text spells it, is unknown
+    sites = _draw_sites(source, table, heads)
+    keys = [key for key, _ in sites]
+    paired = None in keys or len(set(keys)) < len(keys)
+    if not sites or not paired and not _step_loop_words(source):
+        return False
+    tree = look.tree()
+    if tree is None:
+        return True
+    return _FirstLook(source, table, _lines_of(source, [at for _, at in sites])).fires(tree)
 
-    pending: list[tuple[ast.stmt, Optional[ast.AST]]] = \
-        [(statement, None) for statement in getattr(tree, "body", [])]
+
+# -- the first look ----------------------------------------------------------
+# It mirrors the check on Python's `ast`, and always errs towards "may fire": it counts
+# a subset of the assignments and guards the check counts, a superset of the loops and
+# blocks, and ignores the intent checks (cells, comparisons, overwritten draws, Shared).
+
+# What Python allows between the parts of a callee: whitespace, continuations,
+# comments, brackets.
+_FIRST_LOOK_BETWEEN_BRACKETS = rb"(?:[ \t\r\n\\()]|#[^\n]*(?:\n|$))*"
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_LOOPS = (ast.For, ast.AsyncFor, ast.While)
+_STEP_ITERATORS = ("range", "trange", "arange")
+
+
+@dataclass(frozen=True)
+class _Use:
+    """A call the check would take as a draw: the key it names and what it does."""
+
+    call: ast.Call
+    statement: ast.stmt
+    position: int  # in its block
+    scope: int  # 0, or the comprehension holding the call
+    key: str
+    function: str
+    derives: bool
+
+
+def _key_consumers(table: dict[str, frozenset[str]]) -> tuple[dict[str, str], bool]:
+    """Local names through which a call can reach `jax.random.*` or an `equinox.nn` layer,
+    each with the attribute chain it needs first ("" for none, ".random", ".nn"); and
+    whether some such name is imported as two different things (then the first look
+    cannot tell which, and says yes)."""
+    heads: dict[str, str] = {}
+    ambiguous = False
+    for local, quals in table.items():
+        needs = set()
+        for qual in quals:
+            if qual == "jax":
+                needs.add(".random")
+            elif qual == "equinox":
+                needs.add(".nn")
+            elif qual in ("jax.random", "equinox.nn") or \
+                    qual.startswith(("jax.random.", "equinox.nn.")):
+                needs.add("")
+        if needs:
+            heads[local] = min(needs, key=len)
+            ambiguous = ambiguous or len(quals) > 1
+    return heads, ambiguous
+
+
+def _lines_of(source: bytes, offsets: list[int]) -> list[int]:
+    """The (sorted, distinct) line numbers of sorted offsets into `source`."""
+    lines: list[int] = []
+    row, counted = 1, 0
+    for offset in offsets:
+        row += source.count(b"\n", counted, offset)
+        counted = offset
+        if not lines or lines[-1] != row:
+            lines.append(row)
+    return lines
+
+
+_WHILE = re.compile(rb"\bwhile\b")
+_FOR = re.compile(rb"\bfor\b")
+_STEP_ITERATOR_WORD = re.compile(rb"\b(?:range|trange|arange)\b")
+_IDENT = rb"[A-Za-z_\x80-\xff][\w\x80-\xff]*"  # identifiers, non-ASCII ones too
+_IDENTIFIER = re.compile(_IDENT)
+_WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
+                        + bytes(range(0x80, 0x100)))
+_GAP = rb"(?:[ \t\n\\]|#[^\n]*\n)*"
+# After a draw's `(`: its first argument, a name (then what follows it) or a star.
+# (Brackets may open before it: `normal((key), shape)` passes the name `key`.)
+_OPEN_GAP = rb"(?:[ \t\n\\(]|#[^\n]*\n)*"
+_FIRST_ARGUMENT = re.compile(_OPEN_GAP + rb"(?:(\*)|(" + _IDENT + rb")" + _GAP
+                             + rb"(==|=|[,)])?)")
+_KEY_VALUE = re.compile(_OPEN_GAP + rb"(" + _IDENT + rb")" + _GAP + rb"[,)]")
+
+
+def _decoded(name: bytes) -> Optional[str]:
+    try:
+        return name.decode()
+    except UnicodeDecodeError:
+        return None  # unknown: matches any key
+
+
+def _step_loop_words(source: bytes) -> bool:
+    """A loop the check looks into can be written: `while`, or `for` and a range."""
+    return _WHILE.search(source) is not None or \
+        _FOR.search(source) is not None and _STEP_ITERATOR_WORD.search(source) is not None
+
+
+def _draw_sites(source: bytes, table: dict[str, frozenset[str]], heads: dict[str, str]
+                ) -> list[tuple[Optional[str], int]]:
+    """The calls the text shows whose callee the imports resolve to a draw (a name chain
+    from a head, with whatever Python allows between its parts: spaces, comments,
+    continuations, brackets, then `(`), each with its key when the text shows it (else
+    None) and the offset of its head. Strings and comments may add some; no draw is
+    missed.
+
+    The key of a jax.random draw is its first positional argument, else its `key=`
+    (see _draw_of): a name followed by `,` or `)` is the key; `key=name` first is the
+    key (no positional argument may follow a keyword); any other first argument
+    written out (`keys[0]`, `f(x)`, `0`) is no name, and the call no draw."""
+    if not heads:
+        return []
+    chain = re.compile(rb"(" + b"|".join(re.escape(h.encode()) for h in sorted(heads))
+                       + rb")(?![\w\x80-\xff])((?:" + _FIRST_LOOK_BETWEEN_BRACKETS + rb"\."
+                       + _FIRST_LOOK_BETWEEN_BRACKETS + _IDENT + rb")*)"
+                       + _FIRST_LOOK_BETWEEN_BRACKETS + rb"\(")
+    found: list[tuple[Optional[str], int]] = []
+    for match in chain.finditer(source):
+        at = match.start()
+        if at and source[at - 1] in _WORD_BYTES:
+            continue  # the end of a longer name (tested here: a look-behind is slow)
+        head = match.group(1).decode()
+        try:
+            rest = ".".join(name.decode() for name in _IDENTIFIER.findall(match.group(2)))
+        except UnicodeDecodeError:
+            found.append((None, at))
+            continue
+        kinds = set()
+        for qual in table[head]:
+            full = f"{qual}.{rest}" if rest else qual
+            function = full.rsplit(".", 1)[-1]
+            if full.startswith("jax.random.") and \
+                    (function not in KEY_PLUMBING or function in ("split", "fold_in")):
+                kinds.add("sampler")
+            elif full.startswith("equinox.nn.") and full.count(".") == 2 and \
+                    full[11:12].isupper():
+                kinds.add("layer")
+        if kinds != {"sampler"}:
+            if kinds:
+                found.append((None, at))  # a layer's key= may come anywhere: not read
+            continue
+        first = _FIRST_ARGUMENT.match(source, match.end())
+        if first is None:
+            continue  # `(` then no name nor star: a literal, a bracket, `)`: no name key
+        star, name, after = first.groups()
+        if star or after == b"=" and name != b"key":
+            found.append((None, at))  # the key may be a later keyword
+        elif after == b"=":
+            value = _KEY_VALUE.match(source, first.end())
+            if value is not None:
+                found.append((_decoded(value.group(1)), at))
+        elif after in (b",", b")"):
+            found.append((_decoded(name), at))
+        # else: the first positional argument is an expression, not a name: no draw
+    return found
+
+
+def _draw_in(call: ast.Call, table: dict[str, frozenset[str]]
+             ) -> Optional[tuple[str, str, bool]]:
+    """(key, function, derives) when the check takes `call` as a draw (see _draw_of)."""
+    for qual in qualified_names(call.func, table):
+        if qual.startswith("jax.random."):
+            function = qual.rsplit(".", 1)[1]
+            derives = function in ("split", "fold_in")
+            if function in KEY_PLUMBING and not derives:
+                continue
+            args = [arg for arg in call.args if not isinstance(arg, ast.Starred)]
+            key = args[0] if args else _keyword(call, "key")
+        elif qual.startswith("equinox.nn.") and qual.count(".") == 2 and qual[11:12].isupper():
+            function, derives = qual[11:], False
+            key = _keyword(call, "key")
+        else:
+            continue
+        if isinstance(key, ast.Name):
+            return key.id, function, derives
+        if isinstance(key, ast.Constant) and \
+                (key.value is None or key.value is True or key.value is False):
+            return str(key.value), function, derives  # libcst: `None`, `True` are names
+    return None
+
+
+def _keyword(call: ast.Call, name: str) -> Optional[ast.expr]:
+    for keyword in call.keywords:
+        if keyword.arg == name:
+            return keyword.value
+    return None
+
+
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def _calls_outside_lambdas(node: ast.AST) -> Iterator[tuple[ast.Call, int]]:
+    """The calls in an expression, not inside a lambda (the check sees no draw there:
+    a lambda is its own scope, outside every loop and block), each with its scope
+    within the statement: the innermost comprehension around it (its whole node, as
+    the semantics' scopes see it), or 0."""
+    pending: list[tuple[ast.AST, int]] = [(node, 0)]
     while pending:
-        statement, loop = pending.pop()
-        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            loop = None
-        elif isinstance(statement, (ast.For, ast.AsyncFor, ast.While)):
-            loop = statement
-        for value in vars(statement).values():
-            if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
-                pending.extend((inner, loop) for inner in value)
-            elif isinstance(value, list) and value and isinstance(value[0], (
-                    ast.excepthandler, ast.match_case)):
-                pending.extend((inner, loop) for part in value for inner in part.body)
-                guards = [getattr(part, "type", None) or getattr(part, "guard", None)
-                          for part in value]
-                if loop is not None and any(drawn(guard, loop) for guard in guards
-                                            if guard is not None):
-                    return True
-            elif loop is not None and isinstance(value, (ast.AST, list)) and any(
-                    drawn(part, loop) for part in (value if isinstance(value, list) else [value])
-                    if isinstance(part, ast.AST)):
-                return True
-    return False
-
-
-def _calls_outside_lambdas(node: ast.AST) -> Iterator[ast.Call]:
-    """The calls in an expression (or a statement's own expressions), not inside a lambda."""
-    pending = [node]
-    while pending:
-        current = pending.pop()
+        current, scope = pending.pop()
         if isinstance(current, ast.Lambda):
             continue
-        if isinstance(current, ast.Call):
-            yield current
-        for value in vars(current).values():
-            if isinstance(value, ast.AST):
-                if not isinstance(value, ast.stmt):
-                    pending.append(value)
-            elif isinstance(value, list):
-                pending.extend(part for part in value
-                               if isinstance(part, ast.AST) and not isinstance(part, ast.stmt))
+        if isinstance(current, _COMPREHENSIONS):
+            scope = id(current)
+        elif isinstance(current, ast.Call):
+            yield current, scope
+        pending.extend((child, scope) for child in ast.iter_child_nodes(current))
 
 
-def _assigned_in_loop(loop: ast.AST) -> set[str]:
-    names: set[str] = set()
-    pending: list[ast.AST] = [loop]
-    while pending:
-        node = pending.pop()
-        if node is not loop and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
-                                                  ast.Lambda, ast.ClassDef, ast.ListComp,
-                                                  ast.SetComp, ast.DictComp, ast.GeneratorExp)):
-            continue
-        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
-            names.update(_assigned_names(node))
-        elif isinstance(node, (ast.For, ast.AsyncFor)):
-            names.update(_target_names(node.target))
-        pending.extend(ast.iter_child_nodes(node))
-    return names
+def _names_in(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
 def _target_names(target: ast.expr) -> list[str]:
@@ -1037,112 +1167,247 @@ def _target_names(target: ast.expr) -> list[str]:
     return found
 
 
-_FROM_IMPORT = re.compile(rb"from\s+([\w.]+)\s+import\s+(\([^)]*\)|[^\n]*)")
-_NN_MODULE_ALIAS = re.compile(rb"import\s+equinox\.nn\s+as\s+(\w+)")
-
-
-def _imported_from(source: bytes, module: str) -> set[str]:
-    """Local names of what `from module import ...` brings in (read from the text)."""
-    names: set[str] = set()
-    for match in _FROM_IMPORT.finditer(source):
-        if match.group(1).decode() != module:
-            continue
-        listed = match.group(2).split(b"#", 1)[0].strip(b"() \t\r\n")
-        for part in listed.replace(b"\\", b" ").split(b","):
-            tokens = part.split()
-            if tokens:
-                local = tokens[2] if len(tokens) >= 3 and tokens[1] == b"as" else tokens[0]
-                names.add(local.decode("utf-8", "replace"))
-    return names
-
-
-def _equinox_nn_aliases(source: bytes) -> set[str]:
-    """Names the file gives the equinox.nn module itself (`import equinox.nn as layers`)."""
-    aliases = {name for name in _imported_from(source, "equinox") if name == "nn"}
-    return aliases | {m.decode() for m in _NN_MODULE_ALIAS.findall(source)}
-
-
-def _is_layer(func: ast.expr, layers: set[str], nn_aliases: set[str]) -> bool:
-    """A call of an `equinox.nn` class: `eqx.nn.Linear`, `nn.Linear`, or an imported name."""
-    if isinstance(func, ast.Name):
-        return func.id in layers
-    if not isinstance(func, ast.Attribute) or not func.attr[:1].isupper():
-        return False
-    base = func.value
-    return isinstance(base, ast.Attribute) and base.attr == "nn" or \
-        isinstance(base, ast.Name) and (base.id in nn_aliases or base.id == "nn")
-
-
-def _consumed_names(statement: ast.stmt, bare_samplers: set[str], layers: set[str],
-                    nn_aliases: set[str]) -> list[str]:
-    """Names given as keys to consumers in one statement (counted once each)."""
-    names: list[str] = []
-    for node in ast.walk(statement):
-        if isinstance(node, ast.Call):
-            names += _keys_of_call(node, bare_samplers, layers, nn_aliases)
-    return names
-
-
-def _keys_of_call(node: ast.Call, bare_samplers: set[str], layers: set[str],
-                  nn_aliases: set[str]) -> list[str]:
-    """The key names one call consumes (a sampler, split or fold_in, or a layer's `key=`)."""
-    func = node.func
-    if isinstance(func, ast.Attribute) and func.attr in _SAMPLER_NAMES \
-            or isinstance(func, ast.Name) and func.id in bare_samplers:
-        if node.args and isinstance(node.args[0], ast.Name):
-            return [node.args[0].id]
-        return [k.value.id for k in node.keywords
-                if k.arg == "key" and isinstance(k.value, ast.Name)]
-    if _is_layer(func, layers, nn_aliases):
-        return [k.value.id for k in node.keywords
-                if k.arg == "key" and isinstance(k.value, ast.Name)]
+def _assigned_names(statement: ast.stmt, in_class: bool = False) -> list[str]:
+    """Names a simple statement binds by assignment (a subset of the check's bindings:
+    an annotation in a class body declares a field and binds nothing there)."""
+    if isinstance(statement, ast.Assign):
+        return [name for target in statement.targets for name in _target_names(target)]
+    if isinstance(statement, ast.AugAssign) or \
+            isinstance(statement, ast.AnnAssign) and not in_class:
+        return _target_names(statement.target)
     return []
 
 
-def _simple_statements(tree: ast.AST
-                       ) -> tuple[dict[int, tuple[int, int]], dict[tuple[int, str], list[int]],
-                                  dict[tuple[int, int], ast.stmt]]:
-    """Line -> (block id, position) of its simple statement (docstrings left out);
-    (block, name) -> positions of that block's simple statements assigning the name;
-    (block, position) -> the statement."""
-    placed: dict[int, tuple[int, int]] = {}
-    assigned: dict[tuple[int, str], list[int]] = {}
-    statements: dict[tuple[int, int], ast.stmt] = {}
-    pending: list[list[ast.stmt]] = [tree.body] if isinstance(tree, ast.Module) else []
+def _assigned_in_loop(loop: ast.AST, in_class: bool) -> set[str]:
+    """Names the loop assigns in its own scope: plain, augmented and annotated assignments
+    and `for` targets, outside nested functions, classes, lambdas and comprehensions (the
+    check counts all of these, and more)."""
+    names: set[str] = set()
+    pending: list[ast.AST] = [loop]
     while pending:
-        block = pending.pop()
-        for position, statement in enumerate(block):
-            nested = [getattr(statement, field) for field in ("body", "orelse", "finalbody")
-                      if isinstance(getattr(statement, field, None), list)]
-            nested += [handler.body for handler in getattr(statement, "handlers", [])]
-            nested += [case.body for case in getattr(statement, "cases", [])]
-            if nested:
-                pending.extend(nested)
-                continue
-            if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
-                continue  # a docstring: calls written in it are text
-            statements[(id(block), position)] = statement
-            end = getattr(statement, "end_lineno", None) or statement.lineno
-            for row in range(statement.lineno, end + 1):
-                placed[row] = (id(block), position)
-            for name in _assigned_names(statement):
-                assigned.setdefault((id(block), name), []).append(position)
-    return placed, assigned, statements
-
-
-def _assigned_names(statement: ast.stmt) -> list[str]:
-    targets: list[ast.expr] = []
-    if isinstance(statement, ast.Assign):
-        targets = list(statement.targets)
-    elif isinstance(statement, (ast.AugAssign, ast.AnnAssign)):
-        targets = [statement.target]
-    names = []
-    while targets:
-        target = targets.pop()
-        if isinstance(target, ast.Name):
-            names.append(target.id)
-        elif isinstance(target, (ast.Tuple, ast.List)):
-            targets.extend(target.elts)
-        elif isinstance(target, ast.Starred):
-            targets.append(target.value)
+        node = pending.pop()
+        if node is not loop and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                  ast.Lambda, ast.ClassDef, ast.ListComp,
+                                                  ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            continue
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            names.update(_assigned_names(node, in_class))
+        elif isinstance(node, (ast.For, ast.AsyncFor)):
+            names.update(_target_names(node.target))
+        pending.extend(ast.iter_child_nodes(node))
     return names
+
+
+def _steps_loop(loop: ast.stmt) -> bool:
+    """`_steps` on `ast`, saying yes at least as often: a `while`, or a `for` whose
+    iterable calls something named range, trange or arange."""
+    if isinstance(loop, ast.While):
+        return True
+    for node in ast.walk(loop.iter):  # type: ignore[attr-defined]
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else \
+                func.id if isinstance(func, ast.Name) else ""
+            if name in _STEP_ITERATORS:
+                return True
+    return False
+
+
+def _direct_targets(statement: ast.stmt, call: ast.Call) -> bool:
+    """Whether the statement binds the call's own result to a name other than `_`."""
+    if not isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign)) or \
+            statement.value is not call:
+        return False
+    targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+    pending = list(targets)
+    while pending:
+        target = pending.pop()
+        if isinstance(target, (ast.Tuple, ast.List)):
+            pending.extend(target.elts)
+        elif isinstance(target, ast.Starred):
+            pending.append(target.value)
+        elif isinstance(target, ast.Name):
+            if target.id != "_":
+                return True
+        elif isinstance(target, ast.Attribute):
+            return True
+    return False
+
+
+def _is_dead(test: ast.expr) -> bool:
+    """`if False:` / `if None:` (the check also knows `if 0:`; `ast` cannot tell `0`
+    from `0x0`, so that one goes to the check)."""
+    return isinstance(test, ast.Constant) and (test.value is False or test.value is None)
+
+
+def _indented(source: bytes, block: list[ast.stmt], starts: list[int]) -> bool:
+    """Whether a compound statement's body is an indented block (libcst's IndentedBlock,
+    whose statements are the check's blocks), not a suite on the header's line
+    (`for i in r: x = f(key)`): its first statement begins a physical line that does not
+    continue the one before it. `starts` holds the offset of each line's start."""
+    first = block[0]
+    start = starts[first.lineno - 1]
+    if source[start:start + first.col_offset].strip(b" \t"):
+        return False
+    return not (first.lineno > 1 and source[:start - 1].endswith(b"\\"))
+
+
+class _FirstLook:
+    """One walk over the statements of a file, looking at the calls of candidate lines."""
+
+    def __init__(self, source: bytes, table: dict[str, frozenset[str]], lines: list[int]
+                 ) -> None:
+        self.source = source
+        self.table = table
+        self.lines = lines
+        self.assigned: dict[int, set[str]] = {}
+        self._starts: Optional[list[int]] = None
+
+    def line_starts(self) -> list[int]:
+        if self._starts is None:
+            self._starts = [0] + [m.end() for m in re.finditer(b"\n", self.source)]
+        return self._starts
+
+    def starts_line(self, statement: ast.stmt) -> bool:
+        """The statement is the first of its logical line (not after `;`, not in a suite)."""
+        return _indented(self.source, [statement], self.line_starts())
+
+    def on_lines(self, node: ast.AST) -> bool:
+        first = getattr(node, "lineno", None)
+        if first is None:
+            return True
+        last = getattr(node, "end_lineno", None) or first
+        at = bisect.bisect_left(self.lines, first)
+        return at < len(self.lines) and self.lines[at] <= last
+
+    def uses(self, node: ast.AST, statement: ast.stmt, position: int) -> Iterator[_Use]:
+        if not self.on_lines(node):
+            return
+        for call, scope in _calls_outside_lambdas(node):
+            found = _draw_in(call, self.table)
+            if found is not None:
+                yield _Use(call, statement, position, scope, *found)
+
+    def in_loop_fires(self, use: _Use, loop: ast.stmt, guards: Optional[list[ast.expr]],
+                      in_line: bool, in_class: bool) -> bool:
+        """The loop half of the check, on one draw inside `loop` (its innermost loop).
+        `in_line`: the draw's statement is one of an indented block (a libcst
+        SimpleStatementLine), not a header's or a one-line suite's."""
+        if in_line and isinstance(use.statement, ast.Assert) and \
+                self.starts_line(use.statement):
+            return False
+        assigned = self.assigned.get(id(loop))
+        if assigned is None:
+            assigned = self.assigned[id(loop)] = _assigned_in_loop(loop, in_class)
+        if use.key in assigned or (_names_in(use.call) - {use.key}) & assigned:
+            return False
+        if not _steps_loop(loop):
+            return False
+        if guards and any(_names_in(test) & assigned for test in guards):
+            return False
+        return not use.derives or (in_line and _direct_targets(use.statement, use.call))
+
+    def fires(self, tree: ast.Module) -> bool:
+        # (block, innermost loop, If tests inside that loop's body or None (in its
+        # `else`), a class body?, under `if False:`?)
+        pending: list[tuple[list[ast.stmt], Optional[ast.stmt], Optional[list[ast.expr]],
+                            bool, bool]] = [(tree.body, None, None, False, False)]
+        while pending:
+            block, loop, guards, in_class, dead = pending.pop()
+            in_line = block is tree.body or _indented(self.source, block, self.line_starts())
+            uses: list[_Use] = []
+            for position, statement in enumerate(block):
+                if isinstance(statement, _SCOPES):
+                    if self.on_lines(statement):  # decorators and defaults: in no loop
+                        pending.append((statement.body, None, None,
+                                        isinstance(statement, ast.ClassDef), dead))
+                    continue
+                fields = list(ast.iter_fields(statement))
+                if not any(isinstance(value, list) and value and
+                           isinstance(value[0], (ast.stmt, ast.excepthandler, ast.match_case))
+                           for _, value in fields):
+                    if dead and in_line:
+                        continue  # the check skips draws in blocks under `if False:`
+                    for use in self.uses(statement, statement, position):
+                        if loop is not None and \
+                                self.in_loop_fires(use, loop, guards, in_line, in_class):
+                            return True
+                        uses.append(use)
+                    continue
+                if not self.on_lines(statement):
+                    continue
+                inner_loop = statement if isinstance(statement, _LOOPS) else loop
+                inner_guards = [] if inner_loop is not loop else guards
+                if isinstance(statement, ast.If) and inner_guards is not None:
+                    inner_guards = inner_guards + [statement.test]
+                headers: list[ast.AST] = []
+                for name, value in fields:
+                    if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
+                        dead_below = dead or (isinstance(statement, ast.If) and name == "body"
+                                              and _is_dead(statement.test))
+                        if name == "orelse" and inner_loop is statement:
+                            pending.append((value, statement, None, in_class, dead_below))
+                        else:
+                            pending.append((value, inner_loop, inner_guards, in_class,
+                                            dead_below))
+                    elif isinstance(value, list) and value and \
+                            isinstance(value[0], (ast.excepthandler, ast.match_case)):
+                        for part in value:
+                            pending.append((part.body, inner_loop, inner_guards, in_class,
+                                            dead))
+                            headers += [node for node in (getattr(part, "type", None),
+                                                          getattr(part, "guard", None))
+                                        if node is not None]
+                    elif isinstance(value, ast.AST):
+                        headers.append(value)
+                    elif isinstance(value, list):
+                        headers += [item for item in value if isinstance(item, ast.AST)]
+                if inner_loop is None:
+                    continue  # a header outside loops is in no block: no pair, no loop
+                for header in headers:
+                    for use in self.uses(header, statement, position):
+                        if self.in_loop_fires(use, inner_loop, inner_guards, False, in_class):
+                            return True
+            if len(uses) > 1 and in_line and self.pair_in(block, uses, in_class):
+                return True
+        return False
+
+    def pair_in(self, block: list[ast.stmt], uses: list[_Use], in_class: bool) -> bool:
+        """The block half of the check: two draws from one key in one scope (the block's,
+        or one comprehension's), no assignment between."""
+        by_key: dict[str, list[_Use]] = {}
+        for use in uses:
+            if use.function != "fold_in":
+                by_key.setdefault(use.key, []).append(use)
+        for key, group in by_key.items():
+            if len(group) < 2:
+                continue
+            assigned_at = [position for position, statement in enumerate(block)
+                           if key in _assigned_names(statement, in_class)]
+            for later in group:
+                for earlier in group:
+                    if earlier is later or earlier.position > later.position or \
+                            earlier.scope != later.scope or \
+                            any(earlier.position <= at < later.position for at in assigned_at):
+                        continue
+                    if self.pair_fires(earlier, later):
+                        return True
+        return False
+
+    @staticmethod
+    def pair_fires(first: _Use, second: _Use) -> bool:
+        if isinstance(first.statement, ast.Assert) or isinstance(second.statement, ast.Assert):
+            return False
+        if first.derives:
+            return first.key not in _statement_targets(first.statement)
+        if second.derives:
+            return False
+        return not (first.function in _ALIGNED and second.function in _ALIGNED)
+
+
+def _statement_targets(statement: ast.stmt) -> list[str]:
+    if isinstance(statement, ast.Assign):
+        return [name for target in statement.targets for name in _target_names(target)]
+    if isinstance(statement, (ast.AugAssign, ast.AnnAssign)):
+        return _target_names(statement.target)
+    return []
