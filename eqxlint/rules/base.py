@@ -7,13 +7,13 @@ import re
 import textwrap
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Iterator, Optional, Union
+from typing import TYPE_CHECKING, ClassVar, Iterable, Iterator, Optional, Union
 
 import libcst as cst
 
 from eqxlint.diagnostics import Applicability, Diagnostic
 from eqxlint.semantics import Semantics
-from eqxlint.semantics.project import ImportedSources, imports_project_module
+from eqxlint.semantics.project import LIBRARIES, ImportedSources, imports_project_module
 
 if TYPE_CHECKING:  # the runtime context imports jax; the linter must not
     from eqxlint.runtime.checker import RuntimeContext
@@ -286,3 +286,283 @@ def mentioned_in_project(source: bytes, look: Optional["FirstLook"],
         return imports_project_module(source)
     return any(trigger_matches(needle, text) for text in imported.sources()
                for needle in needles)
+
+
+def ast_dotted(node: ast.AST) -> Optional[str]:
+    """`a.b.c` for an `ast` Name/Attribute chain, else None (as semantics' dotted_name)."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+def import_spellings(tree: ast.AST, qualnames: "Iterable[str]") -> set[str]:
+    """The dotted names under which this file's imports can spell one of `qualnames`:
+    `{"eqx.apply_updates", "apply_updates"}` for "equinox.apply_updates" after `import
+    equinox as eqx` and `from equinox import apply_updates`.
+
+    Sound for `Semantics.qualname`, which resolves a dotted name's head through the file's
+    `import`/`from ... import` statements (anywhere in the file, aliases included; not
+    star imports, not assignments, not other modules' re-exports): a call whose qualified
+    name is one of `qualnames` is spelled as one of these. Empty: the file cannot name any.
+    """
+    wanted = tuple(qualnames)
+    found: set[str] = set()
+
+    def add(local: str, full: str) -> None:
+        for qual in wanted:
+            if qual == full:
+                found.add(local)
+            elif qual.startswith(full + "."):
+                found.add(local + qual[len(full):])
+
+    for block in statement_blocks(tree):
+        for statement in block:
+            if isinstance(statement, ast.Import):
+                for alias in statement.names:
+                    if alias.asname is not None:
+                        add(alias.asname, alias.name)
+                    else:
+                        head = alias.name.split(".", 1)[0]
+                        add(head, head)
+            elif isinstance(statement, ast.ImportFrom) and statement.module is not None:
+                module = "." * statement.level + statement.module
+                for alias in statement.names:
+                    if alias.name != "*":
+                        add(alias.asname or alias.name, f"{module}.{alias.name}")
+    return found
+
+
+_SPELLED: dict[str, "re.Pattern[bytes]"] = {}
+# Between the parts of a dotted name: what _BETWEEN allows, and the `)` closing a
+# parenthesised head (`(eqx).apply_updates`).
+_BETWEEN_PARTS = rb"(?:[ \t\x0c\r\n\\)]|#[^\r\n]*(?:\r\n|\r|\n|$))*"
+
+
+def spelled_in(spellings: "Iterable[str]", *sources: bytes) -> bool:
+    """Whether one of these dotted names may occur as code in one of `sources` (however
+    spaced, continued, commented or parenthesised; in strings and comments too)."""
+    for name in spellings:
+        pattern = _SPELLED.get(name)
+        if pattern is None:
+            parts = [re.escape(part.encode()) for part in name.split(".")]
+            pattern = _SPELLED[name] = re.compile(
+                (_BETWEEN_PARTS + rb"\." + _BETWEEN_PARTS).join(parts))
+        last = name.rsplit(".", 1)[-1].encode()
+        if any(last in source and pattern.search(source) for source in sources):
+            return True
+    return False
+
+
+_VALUE_NODES = (ast.Name, ast.Attribute, ast.Call, ast.Subscript)
+
+
+class ValueFirstLook:
+    """What `Semantics.infer` may find an expression of this file to hold, answered from
+    Python's `ast` of the file, saying yes whenever the inference might: an optax
+    transformation (kind "optimizer": `optim.update(...)`, `optim.init(...)`), or anything
+    at all (`may_be_known`: a callee that must be a known model).
+
+    The inference builds an optimizer only from a call of an optax factory, through
+    bindings (assignments, tuple unpacking, `self.x = ...` in methods, parameters given by
+    callers or defaults, walrus), element access, local defs that return one, and names
+    a project module defines; the project definition must sit in a module the file
+    imports (directly or through others) and spell the name there. Whatever else an
+    expression is (a literal, an operation, a name bound only by `for`/`with`/`except`,
+    a builtin call such as `dict(...)`, an attribute of a library module such as
+    `jax.config`), it holds no optimizer. Bindings are gathered over the whole file,
+    whatever their scope: a superset of what a lookup sees.
+    """
+
+    def __init__(self, tree: ast.AST, source: bytes, look: Optional["FirstLook"]) -> None:
+        self.source = source
+        self.look = look
+        self.values: dict[str, list[tuple[ast.expr, bool]]] = {}
+        self.self_values: dict[str, list[tuple[ast.expr, bool]]] = {}
+        self.params: set[str] = set()  # every parameter, *args and **kwargs too
+        # Parameter -> (its function's name, the class when it is a method, its default).
+        self.param_of: dict[str, list[tuple[str, Optional[str], Optional[ast.expr]]]] = {}
+        self.defs: set[str] = set()
+        self.imported: dict[str, list[str]] = {}
+        self._names: dict[str, bool] = {}
+        self._defined: dict[str, bool] = {}
+        self._calls: dict[str, bool] = {}
+        methods: dict[int, str] = {}
+        for block in statement_blocks(tree):
+            for statement in block:
+                if isinstance(statement, ast.Assign):
+                    for target in statement.targets:
+                        self._target(target, statement.value, False)
+                elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+                    self._target(statement.target, statement.value, False)
+                elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    self._function(statement, methods.get(id(statement)))
+                elif isinstance(statement, ast.ClassDef):
+                    # Met before its body's statements (statement_blocks: outermost first).
+                    methods.update((id(inner), statement.name) for inner in statement.body)
+                elif isinstance(statement, ast.Import):
+                    for alias in statement.names:
+                        local = alias.asname or alias.name.split(".", 1)[0]
+                        full = alias.name if alias.asname else local
+                        self.imported.setdefault(local, []).append(full)
+                elif isinstance(statement, ast.ImportFrom):
+                    module = "." * statement.level + (statement.module or "")
+                    for alias in statement.names:
+                        if alias.name != "*":
+                            self.imported.setdefault(alias.asname or alias.name, []).append(
+                                f"{module}.{alias.name}")
+        if b":=" in source:
+            for node in ast.walk(tree):
+                if isinstance(node, ast.NamedExpr) and isinstance(node.target, ast.Name):
+                    self.values.setdefault(node.target.id, []).append((node.value, False))
+
+    def _function(self, function: Union[ast.FunctionDef, ast.AsyncFunctionDef],
+                  owner: Optional[str]) -> None:
+        arguments = function.args
+        positional = arguments.posonlyargs + arguments.args
+        defaults: list[Optional[ast.expr]] = \
+            [None] * (len(positional) - len(arguments.defaults)) + list(arguments.defaults)
+        pairs = list(zip(positional, defaults)) + list(zip(arguments.kwonlyargs,
+                                                            arguments.kw_defaults))
+        for star in (arguments.vararg, arguments.kwarg):
+            if star is not None:
+                self.params.add(star.arg)
+        for param, default in pairs:
+            self.params.add(param.arg)
+            self.param_of.setdefault(param.arg, []).append((function.name, owner, default))
+        self.defs.add(function.name)
+
+    def _target(self, target: ast.expr, value: ast.expr, indexed: bool) -> None:
+        if isinstance(target, ast.Name):
+            self.values.setdefault(target.id, []).append((value, indexed))
+        elif isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
+                and target.value.id == "self":
+            self.self_values.setdefault(target.attr, []).append((value, indexed))
+        elif isinstance(target, (ast.Tuple, ast.List)) and not indexed \
+                and not any(isinstance(e, ast.Starred) for e in target.elts):
+            for element in target.elts:
+                self._target(element, value, True)
+        # Starred or nested unpacking, subscripts: bound to nothing the inference follows.
+
+    def may_be_known(self, node: ast.expr) -> bool:
+        """Could `Semantics.infer` give a value for this callee at all (a name with some
+        binding, an attribute of `self` assigned somewhere, an imported project name)?"""
+        if isinstance(node, ast.Call):
+            return True
+        if isinstance(node, ast.Name):
+            name = node.id
+            return name in self.params or name in self.values or any(
+                self._qualified(full, call=False) for full in self.imported.get(name, ()))
+        if isinstance(node, ast.Attribute):
+            if isinstance(node.value, ast.Name) and node.value.id == "self":
+                return node.attr in self.self_values
+            return self._qualified_may_hold(node, call=False)
+        return False
+
+    def may_hold(self, node: ast.expr, depth: int = 0) -> bool:
+        """Could `node` be inferred to be an optimizer?"""
+        if depth > 30:
+            return True
+        if isinstance(node, ast.Name):
+            return self._name(node.id, depth)
+        if isinstance(node, ast.Attribute):
+            if isinstance(node.value, ast.Name) and node.value.id == "self":
+                return any(self._bound(value, indexed, depth)
+                           for value, indexed in self.self_values.get(node.attr, ()))
+            return self._qualified_may_hold(node, call=False)
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Call):
+                return True  # optax.inject_hyperparams(optax.adam)(...)
+            if isinstance(func, ast.Name) and func.id in self.defs:
+                return True  # a local def's return value
+            return self._qualified_may_hold(func, call=True)
+        if isinstance(node, ast.Subscript):
+            index = node.slice
+            if isinstance(index, ast.UnaryOp) and isinstance(index.op, ast.USub):
+                index = index.operand
+            # Only `x[2]`, `x[-1]` of a tuple or list are followed (literal_index).
+            return isinstance(index, ast.Constant) and type(index.value) is int \
+                and self._inside(node.value)
+        return False
+
+    def _inside(self, node: ast.expr) -> bool:
+        """Could `node` hold an optimizer, or a tuple or list holding one?"""
+        if isinstance(node, (ast.Tuple, ast.List)):
+            return any(isinstance(e, ast.Starred) or self._inside(e) for e in node.elts)
+        return isinstance(node, _VALUE_NODES)
+
+    def _bound(self, value: ast.expr, indexed: bool, depth: int) -> bool:
+        return self._inside(value) if indexed else self.may_hold(value, depth + 1)
+
+    def _name(self, name: str, depth: int) -> bool:
+        known = self._names.get(name)
+        if known is not None:
+            return known
+        self._names[name] = True  # a cycle: say yes
+        found = self._parameter(name, depth) or any(
+            self._bound(value, indexed, depth) for value, indexed in self.values.get(name, ())
+        ) or any(self._qualified(f"{full}", call=False) for full in self.imported.get(name, ()))
+        self._names[name] = found
+        return found
+
+    def _parameter(self, name: str, depth: int) -> bool:
+        """A parameter holds what the file's calls of its function pass (by the function's
+        name; for `__init__`, by its class's), else its default (an annotation never
+        says "optimizer"); a method other than `__init__` has no such callers."""
+        for function, owner, default in self.param_of.get(name, ()):
+            if default is not None and self.may_hold(default, depth + 1):
+                return True
+            if owner is not None and function != "__init__":
+                continue
+            if owner is None and function == "__init__":
+                return True  # a method this first look did not place in its class
+            if self._called(owner if owner is not None else function):
+                return True
+        return False
+
+    def _called(self, name: str) -> bool:
+        known = self._calls.get(name)
+        if known is None:
+            known = self._calls[name] = named_besides_definition(self.source, name, call=True)
+        return known
+
+    def _qualified_may_hold(self, node: ast.expr, call: bool) -> bool:
+        dotted = ast_dotted(node)
+        if dotted is None:
+            return False
+        head, _, rest = dotted.partition(".")
+        return any(self._qualified(f"{full}.{rest}" if rest else full, call, "." in rest)
+                   for full in self.imported.get(head, ()))
+
+    def _qualified(self, qual: str, call: bool, deep: bool = False) -> bool:
+        """Could the name `qual` (reached through an import) be or make an optimizer?
+        `deep`: reached through attributes of an imported module (`pkg.sub.name`)."""
+        if call and qual.startswith("optax."):
+            return True
+        if not qual.startswith(".") and qual.split(".", 1)[0] in LIBRARIES:
+            return False  # never a project module (ProjectIndex.resolve)
+        if deep:
+            return True  # a submodule the file may not import itself
+        name = qual.rsplit(".", 1)[-1]
+        known = self._defined.get(name)
+        if known is None:
+            known = self._defined[name] = bool(name) and mentioned_in_project(
+                self.source, self.look, name.encode())
+        return known
+
+
+def named_besides_definition(source: bytes, name: str, call: bool = False) -> bool:
+    """Whether the identifier `name` occurs in `source` other than as the name a `def` or
+    `class` statement defines (with `call`: followed by `(`, as a call by that name is).
+    A use is always counted; so may be a longer word, a comment or a string."""
+    word = re.escape(name.encode())
+    tail = _BETWEEN + rb"\(" if call else rb"(?![A-Za-z0-9_])"
+    uses = len(re.findall(rb"(?<![A-Za-z0-9_])" + word + tail, source))
+    defined = len(re.findall(rb"(?<![A-Za-z0-9_])(?:def|class)" + _BETWEEN + word + tail,
+                             source))
+    return uses > defined
