@@ -7,7 +7,7 @@ import re
 import textwrap
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Iterable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterable, Iterator, Optional, Union
 
 import libcst as cst
 
@@ -378,19 +378,34 @@ class ValueFirstLook:
     whatever their scope: a superset of what a lookup sees.
     """
 
-    def __init__(self, tree: ast.AST, source: bytes, look: Optional["FirstLook"]) -> None:
+    def __init__(self, tree: ast.AST, source: bytes, look: Optional["FirstLook"],
+                 makers: "Callable[[str], Union[bool, tuple[int, str]]]"
+                 = lambda qual: qual.startswith("optax."),
+                 made_by_call_of_call: bool = True) -> None:
+        # What is asked for: by default an optimizer, which a call of an `optax.` name
+        # makes, and `optax.inject_hyperparams(optax.adam)(...)`. `makers` says which
+        # library calls (qualified names) may make it, or which argument's value they
+        # hand on (position, keyword); `made_by_call_of_call` whether `f(...)(...)` may.
         self.source = source
         self.look = look
+        self.makers = makers
+        self.made_by_call_of_call = made_by_call_of_call
         self.values: dict[str, list[tuple[ast.expr, bool]]] = {}
         self.self_values: dict[str, list[tuple[ast.expr, bool]]] = {}
         self.params: set[str] = set()  # every parameter, *args and **kwargs too
-        # Parameter -> (its function's name, the class when it is a method, its default).
-        self.param_of: dict[str, list[tuple[str, Optional[str], Optional[ast.expr]]]] = {}
+        # Parameter -> (its function's name, the class when it is a method, its default,
+        # its position in a call: `self` not counted; None when keyword-only).
+        self.param_of: dict[str, list[tuple[str, Optional[str], Optional[ast.expr],
+                                            Optional[int]]]] = {}
+        self._tree = tree
+        self._calls_by_name: Optional[dict[str, list[ast.Call]]] = None
         self.defs: set[str] = set()
+        self.returns: dict[str, list[ast.expr]] = {}  # def name -> what its returns give
         self.imported: dict[str, list[str]] = {}
         self._names: dict[str, bool] = {}
+        self._open: set[str] = set()
+        self._cycle = False
         self._defined: dict[str, bool] = {}
-        self._calls: dict[str, bool] = {}
         methods: dict[int, str] = {}
         for block in statement_blocks(tree):
             for statement in block:
@@ -431,10 +446,19 @@ class ValueFirstLook:
         for star in (arguments.vararg, arguments.kwarg):
             if star is not None:
                 self.params.add(star.arg)
-        for param, default in pairs:
+        for index, (param, default) in enumerate(pairs):
             self.params.add(param.arg)
-            self.param_of.setdefault(param.arg, []).append((function.name, owner, default))
+            position = index - (owner is not None) if index < len(positional) else None
+            self.param_of.setdefault(param.arg, []).append(
+                (function.name, owner, default, position))
         self.defs.add(function.name)
+        returns: list[ast.expr] = []
+        for statement in own_statements(function):
+            if isinstance(statement, ast.Return):
+                if statement.value is None:
+                    return  # `returned_value`: a bare return says nothing
+                returns.append(statement.value)
+        self.returns.setdefault(function.name, []).extend(returns)
 
     def _target(self, target: ast.expr, value: ast.expr, indexed: bool) -> None:
         if isinstance(target, ast.Name):
@@ -456,31 +480,30 @@ class ValueFirstLook:
         if isinstance(node, ast.Name):
             name = node.id
             return name in self.params or name in self.values or any(
-                self._qualified(full, call=False) for full in self.imported.get(name, ()))
+                self._qualified(full, None) for full in self.imported.get(name, ()))
         if isinstance(node, ast.Attribute):
             if isinstance(node.value, ast.Name) and node.value.id == "self":
                 return node.attr in self.self_values
-            return self._qualified_may_hold(node, call=False)
+            return self._qualified_may_hold(node, None, 0)
         return False
 
     def may_hold(self, node: ast.expr, depth: int = 0) -> bool:
-        """Could `node` be inferred to be an optimizer?"""
+        """Could `node` be inferred to be an optimizer (or what `makers` make)?"""
         if depth > 30:
             return True
         if isinstance(node, ast.Name):
-            return self._name(node.id, depth)
+            return self._memo(node.id, depth)
         if isinstance(node, ast.Attribute):
             if isinstance(node.value, ast.Name) and node.value.id == "self":
-                return any(self._bound(value, indexed, depth)
-                           for value, indexed in self.self_values.get(node.attr, ()))
-            return self._qualified_may_hold(node, call=False)
+                return self._memo("self." + node.attr, depth)
+            return self._qualified_may_hold(node, None, depth)
         if isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Call):
-                return True  # optax.inject_hyperparams(optax.adam)(...)
+                return self.made_by_call_of_call  # optax.inject_hyperparams(optax.adam)(...)
             if isinstance(func, ast.Name) and func.id in self.defs:
-                return True  # a local def's return value
-            return self._qualified_may_hold(func, call=True)
+                return self._memo("def " + func.id, depth)  # what the def returns
+            return self._qualified_may_hold(func, node, depth)
         if isinstance(node, ast.Subscript):
             index = node.slice
             if isinstance(index, ast.UnaryOp) and isinstance(index.op, ast.USub):
@@ -499,51 +522,92 @@ class ValueFirstLook:
     def _bound(self, value: ast.expr, indexed: bool, depth: int) -> bool:
         return self._inside(value) if indexed else self.may_hold(value, depth + 1)
 
-    def _name(self, name: str, depth: int) -> bool:
-        known = self._names.get(name)
+    def _memo(self, key: str, depth: int) -> bool:
+        """A name (or `self.x`): yes when one of its bindings may hold it.
+
+        The least answer that the bindings allow: a binding that leads back to a name
+        still being answered adds nothing (whatever reaches it through the cycle
+        reaches it without). A "no" reached while such a name was open is not kept."""
+        known = self._names.get(key)
         if known is not None:
             return known
-        self._names[name] = True  # a cycle: say yes
-        found = self._parameter(name, depth) or any(
-            self._bound(value, indexed, depth) for value, indexed in self.values.get(name, ())
-        ) or any(self._qualified(f"{full}", call=False) for full in self.imported.get(name, ()))
-        self._names[name] = found
+        if key in self._open:
+            self._cycle = True
+            return False
+        self._open.add(key)
+        outer, self._cycle = self._cycle, False
+        try:
+            if key.startswith("def "):
+                found = any(self.may_hold(value, depth + 1)
+                            for value in self.returns.get(key[4:], ()))
+            elif key.startswith("self."):
+                found = any(self._bound(value, indexed, depth)
+                            for value, indexed in self.self_values.get(key[5:], ()))
+            else:
+                found = self._parameter(key, depth) or any(
+                    self._bound(value, indexed, depth)
+                    for value, indexed in self.values.get(key, ())
+                ) or any(self._qualified(full, None) for full in self.imported.get(key, ()))
+        finally:
+            self._open.discard(key)
+        if found or not self._cycle:
+            self._names[key] = found
+        self._cycle = outer or (self._cycle and not found)
         return found
 
     def _parameter(self, name: str, depth: int) -> bool:
-        """A parameter holds what the file's calls of its function pass (by the function's
-        name; for `__init__`, by its class's), else its default (an annotation never
-        says "optimizer"); a method other than `__init__` has no such callers."""
-        for function, owner, default in self.param_of.get(name, ()):
+        """A parameter holds what the file's calls of its function pass (`_passed_to`: by
+        the function's name; for `__init__`, by its class's; a call with `*`/`**` gives
+        nothing), else its default (an annotation never says "optimizer" or "filtered");
+        a method other than `__init__` has no such callers."""
+        for function, owner, default, position in self.param_of.get(name, ()):
             if default is not None and self.may_hold(default, depth + 1):
                 return True
             if owner is not None and function != "__init__":
                 continue
             if owner is None and function == "__init__":
                 return True  # a method this first look did not place in its class
-            if self._called(owner if owner is not None else function):
-                return True
+            for call in self._calls_of(owner if owner is not None else function):
+                if any(isinstance(a, ast.Starred) for a in call.args) or \
+                        any(k.arg is None for k in call.keywords):
+                    continue
+                given = next((k.value for k in call.keywords if k.arg == name), None)
+                if given is None and position is not None and 0 <= position < len(call.args):
+                    given = call.args[position]
+                if given is not None and self.may_hold(given, depth + 1):
+                    return True
         return False
 
-    def _called(self, name: str) -> bool:
-        known = self._calls.get(name)
-        if known is None:
-            known = self._calls[name] = named_besides_definition(self.source, name, call=True)
-        return known
+    def _calls_of(self, name: str) -> list[ast.Call]:
+        """The calls `name(...)` of the file (one walk of the whole tree, when first asked)."""
+        if self._calls_by_name is None:
+            self._calls_by_name = {}
+            for node in ast.walk(self._tree):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                    self._calls_by_name.setdefault(node.func.id, []).append(node)
+        return self._calls_by_name.get(name, [])
 
-    def _qualified_may_hold(self, node: ast.expr, call: bool) -> bool:
+    def _qualified_may_hold(self, node: ast.expr, call: Optional[ast.Call], depth: int
+                            ) -> bool:
         dotted = ast_dotted(node)
         if dotted is None:
             return False
         head, _, rest = dotted.partition(".")
-        return any(self._qualified(f"{full}.{rest}" if rest else full, call, "." in rest)
+        return any(self._qualified(f"{full}.{rest}" if rest else full, call, "." in rest, depth)
                    for full in self.imported.get(head, ()))
 
-    def _qualified(self, qual: str, call: bool, deep: bool = False) -> bool:
-        """Could the name `qual` (reached through an import) be or make an optimizer?
-        `deep`: reached through attributes of an imported module (`pkg.sub.name`)."""
-        if call and qual.startswith("optax."):
-            return True
+    def _qualified(self, qual: str, call: Optional[ast.Call], deep: bool = False,
+                   depth: int = 0) -> bool:
+        """Could the name `qual` (reached through an import; called: `call`) be or make
+        it? `deep`: reached through attributes of an imported module (`pkg.sub.name`)."""
+        if call is not None:
+            made = self.makers(qual)
+            if made is True:
+                return True
+            if isinstance(made, tuple):  # what one of its arguments holds
+                given = call_argument(call, *made)
+                if given is not None and self.may_hold(given, depth + 1):
+                    return True
         if not qual.startswith(".") and qual.split(".", 1)[0] in LIBRARIES:
             return False  # never a project module (ProjectIndex.resolve)
         if deep:
@@ -556,6 +620,33 @@ class ValueFirstLook:
         return known
 
 
+def own_statements(function: Union[ast.FunctionDef, ast.AsyncFunctionDef]
+                   ) -> Iterator[ast.stmt]:
+    """The statements of a def's own scope: not those of the defs and classes inside."""
+    pending: list[ast.stmt] = list(reversed(function.body))
+    while pending:
+        statement = pending.pop()
+        yield statement
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for value in vars(statement).values():
+            if not isinstance(value, list) or not value:
+                continue
+            if isinstance(value[0], ast.stmt):
+                pending.extend(reversed(value))
+            elif isinstance(value[0], (ast.excepthandler, ast.match_case)):
+                for item in reversed(value):
+                    pending.extend(reversed(item.body))
+
+
+def call_argument(call: ast.Call, position: int, keyword: str) -> Optional[ast.expr]:
+    """As semantics' `argument`: the positional argument (stars skipped), else the keyword."""
+    positional = [a for a in call.args if not isinstance(a, ast.Starred)]
+    if position < len(positional):
+        return positional[position]
+    return next((k.value for k in call.keywords if k.arg == keyword), None)
+
+
 def named_besides_definition(source: bytes, name: str, call: bool = False) -> bool:
     """Whether the identifier `name` occurs in `source` other than as the name a `def` or
     `class` statement defines (with `call`: followed by `(`, as a call by that name is).
@@ -566,3 +657,10 @@ def named_besides_definition(source: bytes, name: str, call: bool = False) -> bo
     defined = len(re.findall(rb"(?<![A-Za-z0-9_])(?:def|class)" + _BETWEEN + word + tail,
                              source))
     return uses > defined
+
+
+def called_in(dotted: str, source: bytes) -> bool:
+    """Whether `source` may call the dotted name (`new_model(`, `self.model (`, `(f)(`)."""
+    parts = [re.escape(part.encode()) for part in dotted.split(".")]
+    pattern = (_BETWEEN_PARTS + rb"\." + _BETWEEN_PARTS).join(parts) + _BETWEEN_PARTS + rb"\("
+    return parts[-1] in source and re.search(pattern, source) is not None
