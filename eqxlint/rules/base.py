@@ -14,6 +14,7 @@ import libcst as cst
 from eqxlint.diagnostics import Applicability, Diagnostic
 from eqxlint.semantics import Semantics
 from eqxlint.semantics.project import LIBRARIES, ImportedSources, imports_project_module
+from eqxlint.semantics.values import STRUCTURE_PRESERVING, TREE_MAP_FUNCTIONS
 
 if TYPE_CHECKING:  # the runtime context imports jax; the linter must not
     from eqxlint.runtime.checker import RuntimeContext
@@ -664,3 +665,24 @@ def called_in(dotted: str, source: bytes) -> bool:
     parts = [re.escape(part.encode()) for part in dotted.split(".")]
     pattern = (_BETWEEN_PARTS + rb"\." + _BETWEEN_PARTS).join(parts) + _BETWEEN_PARTS + rb"\("
     return parts[-1] in source and re.search(pattern, source) is not None
+
+
+FILTERS = ("equinox.filter", "equinox.partition")
+
+
+def _filtered_maker(qual: str) -> Union[bool, tuple[int, str]]:
+    """May a call of this library function be a filtered tree (the inference's
+    `_infer_call`): the filters (and `combine`, which gives back what was filtered);
+    a tree map or a structure-preserving call, when the tree it is given is one."""
+    if qual in FILTERS or qual == "equinox.combine":
+        return True
+    if qual in TREE_MAP_FUNCTIONS:
+        return (1, "tree")
+    where = STRUCTURE_PRESERVING.get(qual)
+    return where if where is not None else False
+
+
+def may_be_filtered(tree: ast.Module, source: bytes, look: Optional[FirstLook]
+                    ) -> ValueFirstLook:
+    """A ValueFirstLook that asks whether an expression may be a filtered tree."""
+    return ValueFirstLook(tree, source, look, _filtered_maker, made_by_call_of_call=False)

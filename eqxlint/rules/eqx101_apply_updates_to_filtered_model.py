@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-from typing import TYPE_CHECKING, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
-from eqxlint.rules.base import (Bad, FirstLook, FixCase, Finding, Good, Rule, ast_dotted,
-                               ValueFirstLook, call_argument, called_in, import_spellings,
+from eqxlint.rules.base import (FILTERS, Bad, FirstLook, FixCase, Finding, Good, Rule, ast_dotted,
+                               call_argument, called_in, import_spellings, may_be_filtered,
                                mentioned_in_project, statement_blocks, trigger_matches)
 from eqxlint.semantics import Binding, CallSite, Semantics, Value, argument, dotted_name
-from eqxlint.semantics.values import STRUCTURE_PRESERVING, TREE_MAP_FUNCTIONS
+from eqxlint.semantics.values import TREE_MAP_FUNCTIONS
 
 if TYPE_CHECKING:
     from eqxlint.runtime.checker import RuntimeContext
@@ -570,34 +570,13 @@ def _contains(tree: cst.CSTNode, node: cst.CSTNode) -> bool:
     return False
 
 
-_FILTERS = ("equinox.filter", "equinox.partition")
-
-
-def _filtered_maker(qual: str) -> Union[bool, tuple[int, str]]:
-    """May a call of this library function be a filtered tree (the inference's
-    `_infer_call`): the filters (and `combine`, which gives back what was filtered);
-    a tree map or a structure-preserving call, when the tree it is given is one."""
-    if qual in _FILTERS or qual == "equinox.combine":
-        return True
-    if qual in TREE_MAP_FUNCTIONS:
-        return (1, "tree")
-    where = STRUCTURE_PRESERVING.get(qual)
-    return where if where is not None else False
-
-
-def may_be_filtered(tree: ast.Module, source: bytes, look: Optional[FirstLook]
-                    ) -> ValueFirstLook:
-    """A ValueFirstLook that asks whether an expression may be a filtered tree."""
-    return ValueFirstLook(tree, source, look, _filtered_maker, made_by_call_of_call=False)
-
-
 def _may_fire(source: bytes, look: Optional[FirstLook], tree: ast.Module) -> bool:
     """See ApplyUpdatesToFilteredModel.may_fire."""
     updates = import_spellings(tree, ("equinox.apply_updates",))
     maps = import_spellings(tree, TREE_MAP_FUNCTIONS)
     if not updates and not maps:
         return False
-    filters = import_spellings(tree, _FILTERS)
+    filters = import_spellings(tree, FILTERS)
     candidates: list[tuple[ast.stmt, ast.Call, bool]] = []  # (statement, call, a tree map)
     returned: set[str] = set()
     for block in statement_blocks(tree):
