@@ -352,6 +352,14 @@ class ApplyUpdatesToFilteredModel(Rule):
         """
         if not super().may_fire(source, look):
             return False
+        # First the text: an update or a tree map (`tree_map`, `jax.tree.map`, `from
+        # jax.tree import map`), and a filter here or in a project module it imports.
+        if b"apply_updates" not in source and b"tree_map" not in source and \
+                not (b"tree" in source and b"map" in source):
+            return False
+        if b"filter" not in source and b"partition" not in source and \
+                not mentioned_in_project(source, look, b"filter (", b"partition ("):
+            return False
         tree = (look or FirstLook(source)).tree()
         if tree is None:
             return True

@@ -23,7 +23,8 @@ class IntegerLeavesTrained(Rule):
     summary = "Integer or boolean arrays in the trainable set or the optimizer state"
     fix_applicability = "safe"
     # `eqx.is_array` may be spelled in a project module (a helper that filters).
-    triggers = ((b".init(",),)
+    # `.init(`, or `(optim.init)(`.
+    triggers = ((b"init",),)
     what_it_does = """
         Checks for `optim.init(eqx.filter(model, eqx.is_array))` (or the first half of
         `eqx.partition(model, eqx.is_array)`) when the model holds integer or boolean
@@ -152,19 +153,18 @@ class IntegerLeavesTrained(Rule):
                     self.opt_state = self.optim.init(eqx.filter(self.model, eqx.is_array))  # expect: EQX104
         """, "attributes of self"),
         Bad("""
-            import equinox as eqx
+            import equinox as e
             import optax
-            from equinox import is_array as keep
             from jaxtyping import Array, Int
 
-            class Model(eqx.Module):
+            class Model(e.Module):
                 index: Int[Array, "n"]
 
             def make_state(optim, model):
-                return optim.init(eqx.filter(model, keep))  # expect: EQX104
+                return optim.init(e.filter(model, e.is_array))  # expect: EQX104
 
             opt_state = make_state(optax.adam(1e-3), Model(i))
-        """, "is_array under another name; the optimizer and the model given by the caller"),
+        """, "equinox under another name; the optimizer and the model given by the caller"),
     )
     good_examples = (
         Good("""
@@ -280,6 +280,12 @@ class IntegerLeavesTrained(Rule):
         """
         if not super().may_fire(source, look):
             return False
+        # First the text (here or in a project module it imports): `is_array`, `optax`,
+        # and a filter.
+        for needles in ((b"is_array",), (b"optax",), (b"filter", b"partition")):
+            if not any(needle in source for needle in needles) and \
+                    not mentioned_in_project(source, look, *needles):
+                return False
         tree = (look or FirstLook(source)).tree()
         if tree is None:
             return True

@@ -42,9 +42,9 @@ class UpdateDiscarded(Rule):
     code = "EQX503"
     name = "update-discarded"
     summary = "A train step computes the new model, optimizer state or eqx.nn.State and drops it"
-    # Each finding needs an `apply_updates`, an `optim.update(` or (the eqx.nn.State) a
-    # grad transform or `apply_updates` in the function's file.
-    triggers = ((b"apply_updates", b".update(", b"grad"),)
+    # Each finding needs an `apply_updates`, an `optim.update(` (perhaps `(optim.update)(`)
+    # or (the eqx.nn.State) a grad transform or `apply_updates` in the function's file.
+    triggers = ((b"update", b"grad"),)
     what_it_does = """
         Checks train steps (a function that is jitted, that a loop or `lax.scan` of this
         file calls, that returns the loss of a `value_and_grad`, or that is differentiated)
@@ -531,6 +531,13 @@ class UpdateDiscarded(Rule):
         """
         if not super().may_fire(source, look):
             return False
+        # First the text: `apply_updates`; or `update` and `optax` (here or in a project
+        # module the file imports); or a stateful layer (the same) and a grad transform.
+        if b"apply_updates" not in source:
+            update = b"update" in source and (
+                b"optax" in source or mentioned_in_project(source, look, b"optax"))
+            if not update and not (b"grad" in source and _stateful_text(source, look)):
+                return False
         tree = (look or FirstLook(source)).tree()
         if tree is None:
             return True
@@ -1103,6 +1110,14 @@ def _new_state(owner: Semantics, info: ClassInfo, scope: Scope, name: str) -> bo
 # -- the first look (Python's ast) ---------------------------------------------------
 
 _AnyFunction = Union[ast.FunctionDef, ast.AsyncFunctionDef]
+_STATEFUL = (b"BatchNorm", b"SpectralNorm", b"StateIndex")
+
+
+def _stateful_text(source: bytes, look: Optional[FirstLook]) -> bool:
+    """What `_Context.stateful_mentioned` asks: a stateful layer named here or in a project
+    module the file imports."""
+    return any(needle in source for needle in _STATEFUL) or \
+        mentioned_in_project(source, look, *_STATEFUL)
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _DYNAMIC = frozenset({"locals", "vars", "eval", "exec"})
 
@@ -1140,9 +1155,7 @@ class _FirstLook:
 
     def stateful_known(self) -> bool:
         if self._stateful is None:
-            needles = (b"BatchNorm", b"SpectralNorm", b"StateIndex")
-            self._stateful = any(needle in self.source for needle in needles) or \
-                mentioned_in_project(self.source, self.look, *needles)
+            self._stateful = _stateful_text(self.source, self.look)
         return self._stateful
 
     def training_known(self) -> bool:
