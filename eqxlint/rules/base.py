@@ -660,14 +660,10 @@ def named_besides_definition(source: bytes, name: str, call: bool = False) -> bo
     return uses > defined
 
 
-def called_in(dotted: str, source: bytes) -> bool:
-    """Whether `source` may call the dotted name (`new_model(`, `self.model (`, `(f)(`)."""
-    parts = [re.escape(part.encode()) for part in dotted.split(".")]
-    pattern = (_BETWEEN_PARTS + rb"\." + _BETWEEN_PARTS).join(parts) + _BETWEEN_PARTS + rb"\("
-    return parts[-1] in source and re.search(pattern, source) is not None
-
-
 FILTERS = ("equinox.filter", "equinox.partition")
+# Any spelling of them holds one of these words (an import names them, aliased or not;
+# `filter_jit` does not count).
+FILTER_WORDS = re.compile(rb"(?<![A-Za-z0-9_])(?:filter|partition)(?![A-Za-z0-9_])")
 
 
 def _filtered_maker(qual: str) -> Union[bool, tuple[int, str]]:

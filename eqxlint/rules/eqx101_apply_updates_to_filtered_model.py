@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import re
 from typing import TYPE_CHECKING, Iterator, Optional
 
 import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
-from eqxlint.rules.base import (FILTERS, Bad, FirstLook, FixCase, Finding, Good, Rule, ast_dotted,
-                               call_argument, called_in, import_spellings, may_be_filtered,
+from eqxlint.rules.base import (FILTER_WORDS, FILTERS, Bad, FirstLook, FixCase, Finding, Good, Rule, ast_dotted,
+                               call_argument, import_spellings, may_be_filtered,
                                mentioned_in_project, statement_blocks, trigger_matches)
 from eqxlint.semantics import Binding, CallSite, Semantics, Value, argument, dotted_name
 from eqxlint.semantics.values import TREE_MAP_FUNCTIONS
@@ -355,9 +356,9 @@ class ApplyUpdatesToFilteredModel(Rule):
         # First the text: an update or a tree map (`tree_map`, `jax.tree.map`, `from
         # jax.tree import map`), and a filter here or in a project module it imports.
         if b"apply_updates" not in source and b"tree_map" not in source and \
-                not (b"tree" in source and b"map" in source):
+                not (_TREE.search(source) and _MAP.search(source)):
             return False
-        if b"filter" not in source and b"partition" not in source and \
+        if not FILTER_WORDS.search(source) and \
                 not mentioned_in_project(source, look, b"filter (", b"partition ("):
             return False
         tree = (look or FirstLook(source)).tree()
@@ -578,6 +579,10 @@ def _contains(tree: cst.CSTNode, node: cst.CSTNode) -> bool:
     return False
 
 
+_TREE = re.compile(rb"(?<![A-Za-z0-9_])tree(?![A-Za-z0-9_])")
+_MAP = re.compile(rb"(?<![A-Za-z0-9_])map(?![A-Za-z0-9_])")
+
+
 def _may_fire(source: bytes, look: Optional[FirstLook], tree: ast.Module) -> bool:
     """See ApplyUpdatesToFilteredModel.may_fire."""
     updates = import_spellings(tree, ("equinox.apply_updates",))
@@ -607,9 +612,14 @@ def _may_fire(source: bytes, look: Optional[FirstLook], tree: ast.Module) -> boo
         return False
     sources: set[str] = set()
     local_filters = False
-    if filters:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and ast_dotted(node.func) in filters:
+    called: set[str] = set()  # every dotted callee of the file
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            callee = ast_dotted(node.func)
+            if callee is None:
+                continue
+            called.add(callee)
+            if callee in filters:
                 local_filters = True
                 first = next((a for a in node.args if not isinstance(a, ast.Starred)), None)
                 if first is None:
@@ -638,7 +648,7 @@ def _may_fire(source: bytes, look: Optional[FirstLook], tree: ast.Module) -> boo
             return True
         if is_map:
             continue
-        if any(called_in(name, source) for name in names if name is not None):
+        if called.intersection(names):  # type: ignore[arg-type]
             return True  # the updated tree is called as the model
         if local_filters and returned.intersection(names):  # type: ignore[arg-type]
             return True
@@ -652,6 +662,7 @@ class _ProjectFilters:
         self.source = source
         self.look = look
         self._texts: Optional[list[bytes]] = None
+        self._spelled: dict[str, bool] = {}
 
     def texts(self) -> list[bytes]:
         if self._texts is None:
@@ -669,8 +680,12 @@ class _ProjectFilters:
 
     def spells(self, dotted: str) -> bool:
         """Could a filter call there have `dotted` as its first argument?"""
-        last = dotted.rsplit(".", 1)[-1].encode()
-        return any(last in text for text in self.texts())
+        last = dotted.rsplit(".", 1)[-1]
+        known = self._spelled.get(last)
+        if known is None:
+            word = last.encode()
+            known = self._spelled[last] = any(word in text for text in self.texts())
+        return known
 
 
 def _items(value: ast.expr) -> list[ast.expr]:

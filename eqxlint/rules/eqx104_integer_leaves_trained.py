@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
-from eqxlint.rules.base import (Bad, FirstLook, FixCase, Finding, Good, Rule, ValueFirstLook,
+from eqxlint.rules.base import (FILTER_WORDS, Bad, FirstLook, FixCase, Finding, Good, Rule, ValueFirstLook,
                                import_spellings, may_be_filtered, mentioned_in_project,
                                spelled_in)
 from eqxlint.semantics import Semantics, argument, positional_args
@@ -283,8 +283,8 @@ class IntegerLeavesTrained(Rule):
         # First the text (here or in a project module it imports): `is_array`, `optax`,
         # and a filter.
         for needles in ((b"is_array",), (b"optax",), (b"filter", b"partition")):
-            if not any(needle in source for needle in needles) and \
-                    not mentioned_in_project(source, look, *needles):
+            here = FILTER_WORDS.search(source) if len(needles) == 2 else needles[0] in source
+            if not here and not mentioned_in_project(source, look, *needles):
                 return False
         tree = (look or FirstLook(source)).tree()
         if tree is None:
