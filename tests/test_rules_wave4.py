@@ -149,14 +149,24 @@ def test_eqx503_a_class_that_returns_the_state_unchanged_is_quiet(tmp_path: Path
     assert _findings(train, "EQX503", cwd=tmp_path) == []
 
 
-def test_eqx503_text_prefilter_needs_an_update() -> None:
-    assert UpdateDiscarded.may_fire(b"model = eqx.apply_updates(model, updates)\n")
-    assert UpdateDiscarded.may_fire(
-        b"import optax\nupdates, opt_state = optim . update (grads, opt_state)\n")
+def test_eqx503_first_look_needs_a_statement_that_drops_a_new_value() -> None:
+    step = b"def step(model, opt_state, grads):\n%s\n    return model\n\nfor g in gs:\n    step(m, s, g)\n"
+    dropped = b"    new = eqx.apply_updates(model, grads)"
+    assert UpdateDiscarded.may_fire(b"import equinox as eqx\n" + step % dropped)
+    assert UpdateDiscarded.may_fire(b"from equinox import apply_updates as au\n"
+                                    + step % b"    new = au(model, grads)")
+    assert not UpdateDiscarded.may_fire(b"import equinox as eqx\n" + step % (
+        dropped + b"\n    print(new)"))  # read afterwards
+    assert not UpdateDiscarded.may_fire(step % dropped)  # `eqx` is imported from nowhere
+    assert UpdateDiscarded.may_fire(b"import equinox as eqx\neqx.apply_updates(model, u)\n")
+    optax_step = step % b"    updates, new_state = optim . update (grads, opt_state)"
+    assert UpdateDiscarded.may_fire(b"import optax\noptim = optax.adam(0.1)\n" + optax_step)
     assert UpdateDiscarded.may_fire(  # the optimizer may be built in a module of the project
-        b"from .optim import make\nupdates, opt_state = optim.update(grads, opt_state)\n")
+        b"from .optim import make\noptim = make()\n" + optax_step)
+    assert not UpdateDiscarded.may_fire(b"import optax\noptim = {}\n" + optax_step)
     assert not UpdateDiscarded.may_fire(b"config.update(lr=0.1)\nsettings.update(x)\n")
-    assert UpdateDiscarded.may_fire(b"loss, g = eqx.filter_value_and_grad(f)(m)\n")
+    assert not UpdateDiscarded.may_fire(
+        b"import optax, jax\njax.config.update('jax_enable_x64', True)\nd = {}\nd.update(a=1)\n")
     assert not UpdateDiscarded.may_fire(b"y, _ = model(x, state)\nreturn loss\n")
     assert not UpdateDiscarded.may_fire(b"def update_rule(x):\n    return x\n")
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import re
 from typing import TYPE_CHECKING, Iterator, Optional
 
 import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
-from eqxlint.rules.base import Bad, FixCase, Finding, Good, Rule
+from eqxlint.rules.base import (FILTER_WORDS, FILTERS, Bad, FirstLook, FixCase, Finding, Good, Rule, ast_dotted,
+                               call_argument, import_spellings, may_be_filtered,
+                               mentioned_in_project, statement_blocks, trigger_matches)
 from eqxlint.semantics import Binding, CallSite, Semantics, Value, argument, dotted_name
 from eqxlint.semantics.values import TREE_MAP_FUNCTIONS
 
@@ -21,7 +25,8 @@ class ApplyUpdatesToFilteredModel(Rule):
     name = "apply-updates-to-filtered-model"
     summary = "`eqx.apply_updates` on a filtered model turns every non-array field into None"
     fix_applicability = "safe"
-    triggers = ((b"apply_updates", b"tree_map", b"tree.map"), (b" filter ", b" partition "))
+    # `eqx.apply_updates` or a tree map (`jax.tree.map`, `from jax.tree import map`).
+    triggers = ((b"apply_updates", b"tree_map", b"map"),)
     what_it_does = """
         Checks for `eqx.apply_updates(params, updates)` where `params` is the result of
         `eqx.filter(model, ...)` or the first half of `eqx.partition(model, ...)` (inline,
@@ -156,6 +161,24 @@ class ApplyUpdatesToFilteredModel(Rule):
                 updates, opt_state = optim.update(grads, opt_state)
                 model = eqx.apply_updates(params, updates)  # expect: EQX101
         """, "script-level training loop"),
+        Bad("""
+            import equinox as eqx
+            from jax.tree import map as tmap
+
+            def sgd(model, grads):
+                model = tmap(lambda p, g: p - 0.1 * g, eqx.filter(model, eqx.is_array), grads)  # expect: EQX101
+                return model
+        """, "the tree map imported under another name"),
+        Bad("""
+            import equinox as eqx
+            import jax
+
+            def descend(params, grads):
+                model = jax.tree.map(lambda p, g: p - 0.1 * g, params, grads)  # expect: EQX101
+                return model
+
+            model = descend(eqx.filter(model, eqx.is_array), grads)
+        """, "the filtered tree given by the caller, bound to the name of what it filtered"),
     )
     good_examples = (
         Good("""
@@ -269,6 +292,17 @@ class ApplyUpdatesToFilteredModel(Rule):
 
             model = eqx.apply_updates(filter(model, eqx.is_array), updates)
         """, "a local function named filter is not eqx.filter"),
+        Good("""
+            import equinox as eqx
+            import jax.tree_util as jtu
+
+            def to_float(tree):
+                tree = jtu.tree_map(lambda x: x * 1.0, tree)
+                return tree
+
+            params = eqx.filter(model, eqx.is_array)
+            model = to_float(model)
+        """, "a tree map over what the callers give: never a filtered tree"),
     )
     fix_examples = (
         FixCase("""
@@ -296,6 +330,41 @@ class ApplyUpdatesToFilteredModel(Rule):
                 return model
         """),
     )
+
+    @classmethod
+    def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
+        """Is there an `eqx.apply_updates` or tree map whose result can take a filtered
+        model's place?
+
+        Python's `ast` of the file is searched for the statements the check reports, the
+        callees read from the imports as `Semantics.qualname` reads them
+        (`import_spellings`): `target = tree_map(...)` (the check wants the target to be
+        the filtered model's name), `targets = eqx.apply_updates(...)` (annotated too;
+        every target a dotted name), and `return eqx.apply_updates(...)` (or inside a
+        returned or assigned tuple). A filtered tree comes from `eqx.filter`/`eqx.partition`
+        called in this file (spelled through its imports) or in a project module it imports
+        (which must then write `filter(`/`partition(`). With only the file's own filter
+        calls, the model a filtered tree stands for is one of their first arguments, so:
+        - a tree map needs its target to be one of them;
+        - an assigned update needs a target to be one of them, or to be called somewhere
+          in the file, or (with a filter call in the file) to be returned somewhere;
+        - a returned update needs a filter call in the file.
+        A file `ast` cannot parse goes to the full check.
+        """
+        if not super().may_fire(source, look):
+            return False
+        # First the text: an update or a tree map (`tree_map`, `jax.tree.map`, `from
+        # jax.tree import map`), and a filter here or in a project module it imports.
+        if b"apply_updates" not in source and b"tree_map" not in source and \
+                not (_TREE.search(source) and _MAP.search(source)):
+            return False
+        if not FILTER_WORDS.search(source) and \
+                not mentioned_in_project(source, look, b"filter (", b"partition ("):
+            return False
+        tree = (look or FirstLook(source)).tree()
+        if tree is None:
+            return True
+        return _may_fire(source, look, tree)
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         for site in semantics.calls:
@@ -508,3 +577,116 @@ def _contains(tree: cst.CSTNode, node: cst.CSTNode) -> bool:
     if isinstance(tree, cst.Subscript):
         return tree.value is node
     return False
+
+
+_TREE = re.compile(rb"(?<![A-Za-z0-9_])tree(?![A-Za-z0-9_])")
+_MAP = re.compile(rb"(?<![A-Za-z0-9_])map(?![A-Za-z0-9_])")
+
+
+def _may_fire(source: bytes, look: Optional[FirstLook], tree: ast.Module) -> bool:
+    """See ApplyUpdatesToFilteredModel.may_fire."""
+    updates = import_spellings(tree, ("equinox.apply_updates",))
+    maps = import_spellings(tree, TREE_MAP_FUNCTIONS)
+    if not updates and not maps:
+        return False
+    filters = import_spellings(tree, FILTERS)
+    candidates: list[tuple[ast.stmt, ast.Call, bool]] = []  # (statement, call, a tree map)
+    returned: set[str] = set()
+    for block in statement_blocks(tree):
+        for statement in block:
+            if isinstance(statement, (ast.Assign, ast.AnnAssign, ast.Return)):
+                value = statement.value
+                if value is None:
+                    continue
+                if isinstance(statement, ast.Return):
+                    returned.update(name for item in _items(value)
+                                    if (name := ast_dotted(item)) is not None)
+                for item in [value] + (value.elts if isinstance(value, ast.Tuple) else []):
+                    if not isinstance(item, ast.Call):
+                        continue
+                    callee = ast_dotted(item.func)
+                    if callee in updates or (callee in maps and item is value
+                                             and isinstance(statement, ast.Assign)):
+                        candidates.append((statement, item, callee in maps))
+    if not candidates:
+        return False
+    sources: set[str] = set()
+    local_filters = False
+    called: set[str] = set()  # every dotted callee of the file
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            callee = ast_dotted(node.func)
+            if callee is None:
+                continue
+            called.add(callee)
+            if callee in filters:
+                local_filters = True
+                first = next((a for a in node.args if not isinstance(a, ast.Starred)), None)
+                if first is None:
+                    first = next((k.value for k in node.keywords if k.arg == "pytree"), None)
+                name = ast_dotted(first) if first is not None else None
+                if name is not None:
+                    sources.add(name)
+    # A filtered tree a project module makes: the model's name is spelled there.
+    project = _ProjectFilters(source, look)
+    if not local_filters and not project.any():
+        return False
+    values = may_be_filtered(tree, source, look)
+    for statement, call, is_map in candidates:
+        given = call_argument(call, 1, "tree") if is_map else call_argument(call, 0, "model")
+        if given is None or not values.may_hold(given):
+            continue  # the check infers this argument, and wants it filtered
+        if isinstance(statement, ast.Return) or call is not statement.value:
+            if local_filters:
+                return True  # returned (or in a tuple): the filtering must be in this file
+            continue
+        targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+        names = [ast_dotted(target) for target in targets]
+        if any(name is None for name in names):
+            continue
+        if any(name in sources or project.spells(name) for name in names if name is not None):
+            return True
+        if is_map:
+            continue
+        if called.intersection(names):  # type: ignore[arg-type]
+            return True  # the updated tree is called as the model
+        if local_filters and returned.intersection(names):  # type: ignore[arg-type]
+            return True
+    return False
+
+
+class _ProjectFilters:
+    """The project modules the file imports that call `filter(`/`partition(`."""
+
+    def __init__(self, source: bytes, look: Optional[FirstLook]) -> None:
+        self.source = source
+        self.look = look
+        self._texts: Optional[list[bytes]] = None
+        self._spelled: dict[str, bool] = {}
+
+    def texts(self) -> list[bytes]:
+        if self._texts is None:
+            imported = self.look.imported if self.look is not None else None
+            if imported is None:  # nothing to read: any project import may hold one
+                self._texts = [self.source] if mentioned_in_project(self.source, None) else []
+            else:
+                self._texts = [text for text in imported.sources()
+                               if trigger_matches(b"filter (", text)
+                               or trigger_matches(b"partition (", text)]
+        return self._texts
+
+    def any(self) -> bool:
+        return bool(self.texts())
+
+    def spells(self, dotted: str) -> bool:
+        """Could a filter call there have `dotted` as its first argument?"""
+        last = dotted.rsplit(".", 1)[-1]
+        known = self._spelled.get(last)
+        if known is None:
+            word = last.encode()
+            known = self._spelled[last] = any(word in text for text in self.texts())
+        return known
+
+
+def _items(value: ast.expr) -> list[ast.expr]:
+    return list(value.elts) if isinstance(value, ast.Tuple) else [value]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+import ast
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
-from eqxlint.rules.base import Bad, FixCase, Finding, Good, Rule
+from eqxlint.rules.base import (FILTER_WORDS, Bad, FirstLook, FixCase, Finding, Good, Rule, ValueFirstLook,
+                               import_spellings, may_be_filtered, mentioned_in_project,
+                               spelled_in)
 from eqxlint.semantics import Semantics, argument, positional_args
 
 if TYPE_CHECKING:
@@ -19,7 +22,9 @@ class IntegerLeavesTrained(Rule):
     name = "integer-leaves-trained"
     summary = "Integer or boolean arrays in the trainable set or the optimizer state"
     fix_applicability = "safe"
-    triggers = ((b"is_array",), (b".init(",))
+    # `eqx.is_array` may be spelled in a project module (a helper that filters).
+    # `.init(`, or `(optim.init)(`.
+    triggers = ((b"init",),)
     what_it_does = """
         Checks for `optim.init(eqx.filter(model, eqx.is_array))` (or the first half of
         `eqx.partition(model, eqx.is_array)`) when the model holds integer or boolean
@@ -147,6 +152,19 @@ class IntegerLeavesTrained(Rule):
                     self.optim = optax.adam(1e-3)
                     self.opt_state = self.optim.init(eqx.filter(self.model, eqx.is_array))  # expect: EQX104
         """, "attributes of self"),
+        Bad("""
+            import equinox as e
+            import optax
+            from jaxtyping import Array, Int
+
+            class Model(e.Module):
+                index: Int[Array, "n"]
+
+            def make_state(optim, model):
+                return optim.init(e.filter(model, e.is_array))  # expect: EQX104
+
+            opt_state = make_state(optax.adam(1e-3), Model(i))
+        """, "equinox under another name; the optimizer and the model given by the caller"),
     )
     good_examples = (
         Good("""
@@ -246,6 +264,55 @@ class IntegerLeavesTrained(Rule):
             opt_state = optax.adam(1e-3).init(eqx.filter(Model(i), eqx.is_inexact_array))
         """),
     )
+
+    @classmethod
+    def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
+        """Is there an `optim.init(x)` whose optimizer and trainable set the check may know?
+
+        The check wants a call `o.init(x)` with one positional argument, `o` inferred an
+        optax optimizer and `x` a filtered tree whose filter is `equinox.is_array`, as
+        this file's imports spell it (`Semantics.qualname` of the filter's spec, wherever
+        the filter call is written). So: this file's imports can spell
+        `equinox.is_array` (`import_spellings`), that spelling occurs in the file or a
+        project module it imports, `optax` occurs in either, and Python's `ast` of the
+        file has such a call whose receiver may hold an optimizer and whose argument may
+        be filtered (`ValueFirstLook`). A file `ast` cannot parse goes to the full check.
+        """
+        if not super().may_fire(source, look):
+            return False
+        # First the text (here or in a project module it imports): `is_array`, `optax`,
+        # and a filter.
+        for needles in ((b"is_array",), (b"optax",), (b"filter", b"partition")):
+            here = FILTER_WORDS.search(source) if len(needles) == 2 else needles[0] in source
+            if not here and not mentioned_in_project(source, look, *needles):
+                return False
+        tree = (look or FirstLook(source)).tree()
+        if tree is None:
+            return True
+        spellings = import_spellings(tree, ("equinox.is_array",))
+        if not spellings:
+            return False
+        if not spelled_in(spellings, source):
+            imported = look.imported if look is not None else None
+            if imported is None:
+                if not mentioned_in_project(source, None):
+                    return False
+            elif not any(spelled_in(spellings, text) for text in imported.sources()):
+                return False
+        if b"optax" not in source and not mentioned_in_project(source, look, b"optax"):
+            return False
+        calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+                 and isinstance(node.func, ast.Attribute) and node.func.attr == "init"
+                 and sum(not isinstance(a, ast.Starred) for a in node.args) == 1]
+        if not calls:
+            return False
+        optimizers = ValueFirstLook(tree, source, look)
+        filtered = may_be_filtered(tree, source, look)
+        for call in calls:
+            given = next(a for a in call.args if not isinstance(a, ast.Starred))
+            if optimizers.may_hold(call.func.value) and filtered.may_hold(given):  # type: ignore[attr-defined]
+                return True
+        return False
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         for site in semantics.calls:

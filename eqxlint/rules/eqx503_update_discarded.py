@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional, Union
 
 import libcst as cst
 
 from eqxlint.knowledge import optax_transforms
-from eqxlint.rules.base import Bad, Finding, FirstLook, Good, Rule, mentioned_in_project
+from eqxlint.rules.base import (Bad, Finding, FirstLook, Good, Rule, ValueFirstLook, ast_dotted,
+                               import_spellings, mentioned_in_project, named_besides_definition,
+                               spelled_in, statement_blocks)
 from eqxlint.rules.eqx202_transform_created_in_loop import JITS, jit_of_decorator
 from eqxlint.rules.eqx204_transform_created_per_call import called_in_loops
 from eqxlint.rules.eqx302_stateful_model_without_state import stateful_layer
@@ -39,7 +42,9 @@ class UpdateDiscarded(Rule):
     code = "EQX503"
     name = "update-discarded"
     summary = "A train step computes the new model, optimizer state or eqx.nn.State and drops it"
-    triggers = ((b"apply_updates", b".update(", b"value_and_grad"),)
+    # Each finding needs an `apply_updates`, an `optim.update(` (perhaps `(optim.update)(`)
+    # or (the eqx.nn.State) a grad transform or `apply_updates` in the function's file.
+    triggers = ((b"update", b"grad"),)
     what_it_does = """
         Checks train steps (a function that is jitted, that a loop or `lax.scan` of this
         file calls, that returns the loss of a `value_and_grad`, or that is differentiated)
@@ -112,8 +117,7 @@ class UpdateDiscarded(Rule):
         known as an optax transformation that keeps state (plain `optax.sgd` keeps none:
         dropping its state is harmless). For the `eqx.nn.State`, the model must be known
         to hold a stateful layer, and for a project class its `__call__` must return the
-        state it was given, so that the position of the new state is shown. The file must
-        mention `apply_updates`, `.update(` or `value_and_grad`.
+        state it was given, so that the position of the new state is shown.
     """
 
     bad_examples = (
@@ -275,6 +279,29 @@ class UpdateDiscarded(Rule):
 
             (model, opt_state), losses = jax.lax.scan(scan_body, (model, opt_state), batches)
         """, "a jitted method that returns only the model, beside a scan body that is right"),
+        Bad("""
+            import equinox as eqx
+            import jax
+
+            @eqx.filter_jit
+            def grads_of(model: eqx.nn.BatchNorm, state: eqx.nn.State, x):
+                def loss(model):
+                    y, new_state = jax.vmap(model, axis_name="batch", in_axes=(0, None),  # expect: EQX503
+                                            out_axes=(0, None))(x, state)
+                    return (y ** 2).mean()
+                return eqx.filter_grad(loss)(model), state
+        """, "the new state dropped in a file that never names apply_updates or an update"),
+        Bad("""
+            from equinox import apply_updates as apply
+            import jax
+
+            def sgd(model, grads):
+                model = apply(model, jax.tree.map(lambda g: -0.1 * g, grads))  # expect: EQX503
+                return grads
+
+            for g in stream:
+                sgd(model, g)
+        """, "apply_updates imported under another name"),
     )
     good_examples = (
         Good("""
@@ -459,19 +486,62 @@ class UpdateDiscarded(Rule):
             model, state = eqx.nn.make_with_state(eqx.nn.BatchNorm)(4, axis_name="batch")
             (loss, state), grads = eqx.filter_value_and_grad(adversarial_loss, has_aux=True)(model, state, x, y, 0.1)
         """, "a probe pass beside a pass that keeps the statistics"),
+        Good("""
+            import jax
+            import optax
+
+            optim = optax.adam(1e-3)
+
+            @jax.jit
+            def step(params, opt_state, grads):
+                metrics = {"norm": optax.global_norm(grads)}
+                metrics.update(lr=1e-3)
+                updates, opt_state = optim.update(grads, opt_state, params)
+                return optax.apply_updates(params, updates), opt_state, metrics
+        """, "a dict's `.update` beside the optimizer's: nothing an optimizer returns is dropped"),
     )
 
     @classmethod
     def may_fire(cls, source: bytes, look: Optional[FirstLook] = None) -> bool:
-        """`apply_updates` or `value_and_grad`, or an `.update(` where optax is used here or
-        in a module of the project the file imports (that may build the optimizer): a
-        dict's `.update` alone is not enough."""
+        """Is there a statement that can drop a new model, optimizer state or eqx.nn.State?
+
+        Python's `ast` of the file is searched for the shapes the check reports, each with
+        what the check needs to know about it, read from the imports as `Semantics.qualname`
+        reads them (`import_spellings`: aliases, from-imports, imports inside functions):
+        - a call spelled as `equinox.apply_updates`/`optax.apply_updates` as a statement
+          (anywhere), or bound by `name = ...` in a function that may be a step;
+        - `x.update(...)` as a statement, or bound by `a, b, ... = ...` with a name second
+          in a function that may be a step, where `x` may hold an optax optimizer
+          (`ValueFirstLook`: `optax` occurs in the file or a project module it imports,
+          and `x` is bound to what may build one: not a dict literal, not `jax.config`);
+        - `a, b, ... = f(x, state, ...)` in a function (two positional arguments, no
+          `inference=`), where `BatchNorm`, `SpectralNorm` or `StateIndex` occurs in the
+          file or its project imports (the check asks the same), the file spells a grad
+          transform or `apply_updates` (what makes a function a training one), and `f` may
+          be inferred at all (a bound name, a `self.` attribute assigned somewhere, a call).
+        "May be a step" (`_is_step`): the def is decorated, its name occurs elsewhere in the
+        file (a transform or loop can only reach it by name), or the file spells a
+        `value_and_grad`.
+        A bound name must also be unread afterwards, as the check's `_never_used` reads it,
+        seen from fewer reads (`_Reads`): a load of the name on a later line than the
+        statement (and any statement `;` or `\\` joins to it), in a loop around it,
+        or in a nested def or lambda, or `locals()`/`eval` in the function, or a
+        `global`/`nonlocal` of the name all make a finding impossible.
+        A file `ast` cannot parse goes to the full check.
+        """
         if not super().may_fire(source, look):
             return False
-        if b"apply_updates" in source or b"value_and_grad" in source:
+        # First the text: `apply_updates`; or `update` and `optax` (here or in a project
+        # module the file imports); or a stateful layer (the same) and a grad transform.
+        if b"apply_updates" not in source:
+            update = b"update" in source and (
+                b"optax" in source or mentioned_in_project(source, look, b"optax"))
+            if not update and not (b"grad" in source and _stateful_text(source, look)):
+                return False
+        tree = (look or FirstLook(source)).tree()
+        if tree is None:
             return True
-        return _UPDATE_CALL.search(source) is not None and \
-            (b"optax" in source or mentioned_in_project(source, look, b"optax"))
+        return _FirstLook(source, look, tree).may_fire()
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         context = _Context(semantics)
@@ -1035,3 +1105,218 @@ def _new_state(owner: Semantics, info: ClassInfo, scope: Scope, name: str) -> bo
         if layer is None or layer.kind != "module" or stateful_layer(owner, layer) is None:
             return False
     return any(binding.parameter is None for binding in bindings)
+
+
+# -- the first look (Python's ast) ---------------------------------------------------
+
+_AnyFunction = Union[ast.FunctionDef, ast.AsyncFunctionDef]
+_STATEFUL = (b"BatchNorm", b"SpectralNorm", b"StateIndex")
+
+
+def _stateful_text(source: bytes, look: Optional[FirstLook]) -> bool:
+    """What `_Context.stateful_mentioned` asks: a stateful layer named here or in a project
+    module the file imports."""
+    return any(needle in source for needle in _STATEFUL) or \
+        mentioned_in_project(source, look, *_STATEFUL)
+_LOOPS = (ast.For, ast.AsyncFor, ast.While)
+_DYNAMIC = frozenset({"locals", "vars", "eval", "exec"})
+
+
+class _FirstLook:
+    """The first look of one file: see UpdateDiscarded.may_fire."""
+
+    def __init__(self, source: bytes, look: Optional[FirstLook], tree: ast.Module) -> None:
+        self.source = source
+        self.look = look
+        self.tree = tree
+        self._lines: Optional[list[bytes]] = None
+        self._optax: Optional[bool] = None
+        self._values: Optional[ValueFirstLook] = None
+        self._value_and_grad: Optional[bool] = None
+        self._referenced: dict[str, bool] = {}
+        self._stateful: Optional[bool] = None
+        self._training: Optional[bool] = None
+        self.apply_updates = import_spellings(tree, APPLY_UPDATES) \
+            if b"apply_updates" in source else set()
+
+    def optimizer(self, node: ast.expr) -> bool:
+        """Could `node` (what `.update` is called on) be known as an optax optimizer?"""
+        if self._optax is None:
+            self._optax = b"optax" in self.source or \
+                mentioned_in_project(self.source, self.look, b"optax")
+        if not self._optax:
+            return False
+        return self.values().may_hold(node)
+
+    def values(self) -> ValueFirstLook:
+        if self._values is None:
+            self._values = ValueFirstLook(self.tree, self.source, self.look)
+        return self._values
+
+    def stateful_known(self) -> bool:
+        if self._stateful is None:
+            self._stateful = _stateful_text(self.source, self.look)
+        return self._stateful
+
+    def training_known(self) -> bool:
+        if self._training is None:
+            self._training = spelled_in(import_spellings(self.tree, GRADS + APPLY_UPDATES),
+                                        self.source)
+        return self._training
+
+    def may_fire(self) -> bool:
+        for block in statement_blocks(self.tree):
+            for statement in block:
+                if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call) \
+                        and self._dropped_whole(statement.value):
+                    return True
+        for function in _functions(self.tree):
+            reads: Optional[_Reads] = None
+            for block, index, loops in _own_statements(function):
+                statement = block[index]
+                if not isinstance(statement, ast.Assign) or len(statement.targets) != 1 \
+                        or not isinstance(statement.value, ast.Call):
+                    continue
+                names = self._bound_names(statement.targets[0], statement.value,
+                                          lambda: self._maybe_step(function))
+                if not names:
+                    continue
+                if reads is None:
+                    reads = _Reads(function)
+                end = self._chain_end(block, index)
+                if any(reads.maybe_unused(name, end, loops) for name in names):
+                    return True
+        return False
+
+    def _dropped_whole(self, call: ast.Call) -> bool:
+        """`eqx.apply_updates(...)` or `optim.update(...)` as a statement."""
+        func = call.func
+        if isinstance(func, ast.Attribute) and func.attr == "update" and self.optimizer(func.value):
+            return True
+        return bool(self.apply_updates) and ast_dotted(func) in self.apply_updates
+
+    def _bound_names(self, target: ast.expr, call: ast.Call,
+                     maybe_step: Callable[[], bool]) -> list[str]:
+        """The names of `target = call` whose value the check may find dropped."""
+        func = call.func
+        if isinstance(target, ast.Name):
+            if self.apply_updates and ast_dotted(func) in self.apply_updates and maybe_step():
+                return [target.id]
+            return []
+        if not isinstance(target, (ast.Tuple, ast.List)) or \
+                any(isinstance(e, ast.Starred) for e in target.elts):
+            return []
+        names: list[str] = []
+        elements = target.elts
+        if isinstance(func, ast.Attribute) and func.attr == "update" and len(elements) > 1 \
+                and isinstance(elements[1], ast.Name) and self.optimizer(func.value) \
+                and maybe_step():
+            names.append(elements[1].id)  # the new optimizer state
+        if isinstance(target, ast.Tuple) \
+                and sum(not isinstance(a, ast.Starred) for a in call.args) >= 2 \
+                and not any(k.arg == "inference" for k in call.keywords) \
+                and self.stateful_known() and self.training_known() \
+                and self.values().may_be_known(func):
+            names.extend(e.id for e in elements if isinstance(e, ast.Name))  # a new State
+        return names
+
+    def _maybe_step(self, function: _AnyFunction) -> bool:
+        """Could `_is_step` hold: the def is decorated (a jit), its name occurs elsewhere
+        in the file (handed to a transform or `lax` loop, called in a loop, as `self.name`
+        too), or the file spells a `value_and_grad` (whose loss it may return)?"""
+        if function.decorator_list:
+            return True
+        if self._value_and_grad is None:
+            self._value_and_grad = spelled_in(import_spellings(self.tree, VALUE_AND_GRADS),
+                                              self.source)
+        if self._value_and_grad:
+            return True
+        name = function.name
+        known = self._referenced.get(name)
+        if known is None:
+            known = self._referenced[name] = named_besides_definition(self.source, name)
+        return known
+
+    def _chain_end(self, block: list[ast.stmt], index: int) -> int:
+        """The last line of the statement's logical line (libcst's SimpleStatementLine):
+        statements after it on the same line (`;`), or after a line ending in `\\`."""
+        if self._lines is None:
+            self._lines = self.source.split(b"\n")
+        end = block[index].end_lineno or block[index].lineno
+        while index + 1 < len(block):
+            following = block[index + 1]
+            joined = following.lineno <= end or (
+                end <= len(self._lines) and self._lines[end - 1].rstrip().endswith(b"\\"))
+            if not joined:
+                break
+            index += 1
+            end = max(end, following.end_lineno or following.lineno)
+        return end
+
+
+def _functions(tree: ast.Module) -> Iterator[_AnyFunction]:
+    for block in statement_blocks(tree):
+        for statement in block:
+            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield statement
+
+
+def _own_statements(function: _AnyFunction
+                    ) -> Iterator[tuple[list[ast.stmt], int, tuple[ast.stmt, ...]]]:
+    """The statements of the function's own scope (not of nested defs and classes), each as
+    (its block, its index there, the loops around it inside the function)."""
+    pending: list[tuple[list[ast.stmt], tuple[ast.stmt, ...]]] = [(function.body, ())]
+    while pending:
+        block, loops = pending.pop()
+        for index, statement in enumerate(block):
+            yield block, index, loops
+            if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            inner = loops + (statement,) if isinstance(statement, _LOOPS) else loops
+            for value in vars(statement).values():
+                if not isinstance(value, list) or not value:
+                    continue
+                if isinstance(value[0], ast.stmt):
+                    pending.append((value, inner))
+                elif isinstance(value[0], (ast.excepthandler, ast.match_case)):
+                    pending.extend((item.body, inner) for item in value)
+
+
+class _Reads:
+    """The reads of names in one function's body, as few as the check's `_never_used` sees
+    (a load in `ast` is a read there; libcst sees more: `del x`, match captures)."""
+
+    def __init__(self, function: _AnyFunction) -> None:
+        self.lines: dict[str, list[int]] = {}
+        self.nested: set[str] = set()
+        self.declared: set[str] = set()
+        self.dynamic = False
+        for statement in function.body:
+            for node in ast.walk(statement):
+                if isinstance(node, ast.Name):
+                    if isinstance(node.ctx, ast.Load):
+                        self.lines.setdefault(node.id, []).append(node.lineno)
+                        if node.id in _DYNAMIC:
+                            self.dynamic = True
+                elif isinstance(node, (ast.Global, ast.Nonlocal)):
+                    self.declared.update(node.names)
+                elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                    self.nested.update(inner.id for inner in ast.walk(node)
+                                       if isinstance(inner, ast.Name)
+                                       and isinstance(inner.ctx, ast.Load))
+        self._in_loop: dict[int, set[str]] = {}
+
+    def maybe_unused(self, name: str, end: int, loops: tuple[ast.stmt, ...]) -> bool:
+        if self.dynamic or name in self.declared or name in self.nested:
+            return False
+        if any(line > end for line in self.lines.get(name, ())):
+            return False
+        for loop in loops:
+            read = self._in_loop.get(id(loop))
+            if read is None:
+                read = self._in_loop[id(loop)] = {
+                    node.id for node in ast.walk(loop)
+                    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+            if name in read:
+                return False
+        return True
