@@ -95,6 +95,15 @@ def parse_or_explain(text: str, display: str) -> "cst.Module | Diagnostic":
                       f"file; this is a limit of libcst, not a mistake in the code)")
 
 
+def _may_fire(rule: type[Rule], data: bytes, look: FirstLook) -> bool:
+    """The rule's first look; a first look that fails says yes (a bug there must not
+    cost the file its findings: the full check decides)."""
+    try:
+        return rule.may_fire(data, look)
+    except Exception:
+        return True
+
+
 # Only for benchmarks/compare.py, which reports what the project index costs.
 _WITHOUT_PROJECT_INDEX = os.environ.get("EQXLINT_NO_PROJECT_INDEX") == "1"
 
@@ -114,7 +123,7 @@ def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
     # Without an index nothing is learnt from imported modules: an empty view says so.
     look = FirstLook(data, ImportedSources(index, path, data))
     active = [rule for rule in rules
-              if rule.static and (not use_prefilter or rule.may_fire(data, look))]
+              if rule.static and (not use_prefilter or _may_fire(rule, data, look))]
     if not active:
         return []
     shared = index is not None and path is not None and not cells

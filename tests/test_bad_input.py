@@ -199,7 +199,8 @@ def test_a_worker_that_dies_costs_only_its_own_file(folder: Path) -> None:
     """A native crash in a worker (here: a real SIGSEGV) is EQX000 for that file only."""
     import textwrap
 
-    (folder / "crash.py").write_text("import optax\nx = 1\nstate = optimizer.init(params)\n")
+    (folder / "crash.py").write_text("import optax\nx = 1\noptimizer = optax.adam(1e-3)\n"
+                                     "state = optimizer.init(params)\n")
     for index in range(5):
         (folder / f"other{index}.py").write_text(BUGGY)
     # Run the real CLI, with a rule that segfaults on one file (as libcst's parser does).

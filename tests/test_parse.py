@@ -49,3 +49,22 @@ def test_parses_on_two_threads_give_the_same_trees() -> None:
     assert results == [True, True]
     with pytest.raises(cst.CSTValidationError):
         cst.Name("not a name")
+
+
+def test_a_first_look_that_fails_costs_no_finding() -> None:
+    """A bug in a rule's first look (here: an exception) sends the file to the full
+    check, which still reports the finding."""
+    from eqxlint.parse import lint_text
+    from eqxlint.rules import get_rule
+
+    rule = get_rule("EQX101")
+    bad = rule.bad_examples[0].source
+
+    class Failing(rule):  # type: ignore[misc, valid-type]
+        @classmethod
+        def may_fire(cls, source: bytes, look: object = None) -> bool:
+            raise IndexError("a bug in a first look")
+
+    expected = [(d.code, d.location.row) for d in lint_text(bad, "x.py", [rule])]
+    assert expected
+    assert [(d.code, d.location.row) for d in lint_text(bad, "x.py", [Failing])] == expected

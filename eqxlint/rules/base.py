@@ -6,6 +6,7 @@ import ast
 import re
 import textwrap
 import warnings
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, ClassVar, Iterable, Iterator, Optional, TypeVar, Union
 
@@ -255,7 +256,7 @@ class FirstLook:
                 return None
             calls: dict[str, list[ast.Call]] = {}
             reads: set[tuple[str, str]] = set()
-            for node in ast.walk(tree):
+            for node in walk(tree):
                 kind = type(node)
                 if kind is ast.Attribute:
                     value = node.value  # type: ignore[attr-defined]
@@ -503,9 +504,50 @@ def calls_resolving_to(source: bytes, table: dict[str, frozenset[str]],
     return found
 
 
-def statement_blocks(node: ast.AST) -> Iterator[list[ast.stmt]]:
+def walk(node: ast.AST) -> Iterable[ast.AST]:
+    """`ast.walk(node)`: the same nodes in the same order, somewhat faster, and a
+    whole module's walk is kept on the module: the first looks of many rules walk the
+    same tree (measured: ast.walk was the biggest cost of the first looks)."""
+    if type(node) is ast.Module:
+        known = getattr(node, "_eqxlint_nodes", None)
+        if known is None:
+            known = list(_walk(node))
+            node._eqxlint_nodes = known  # type: ignore[attr-defined]
+        return known
+    return _walk(node)
+
+
+def _walk(node: ast.AST) -> Iterator[ast.AST]:
+    node_class = ast.AST
+    pending = deque([node])
+    append, popleft = pending.append, pending.popleft
+    while pending:
+        node = popleft()
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if type(value) is list:
+                for item in value:
+                    if isinstance(item, node_class):
+                        append(item)
+            elif isinstance(value, node_class):
+                append(value)
+        yield node
+
+
+def statement_blocks(node: ast.AST) -> Iterable[list[ast.stmt]]:
     """Every statement list below `node` (bodies, branches, handlers, cases), outermost
-    first, without walking into expressions: the cheap way round an `ast` tree."""
+    first, without walking into expressions: the cheap way round an `ast` tree. A whole
+    module's blocks are kept on the module (many first looks ask for them)."""
+    if type(node) is ast.Module:
+        known = getattr(node, "_eqxlint_blocks", None)
+        if known is None:
+            known = list(_statement_blocks(node))
+            node._eqxlint_blocks = known  # type: ignore[attr-defined]
+        return known
+    return _statement_blocks(node)
+
+
+def _statement_blocks(node: ast.AST) -> Iterator[list[ast.stmt]]:
     pending: list[ast.AST] = [node]
     while pending:
         current = pending.pop()
@@ -1361,7 +1403,7 @@ class ValueFirstLook:
                             self.imported.setdefault(alias.asname or alias.name, []).append(
                                 f"{module}.{alias.name}")
         if b":=" in source:
-            for node in ast.walk(tree):
+            for node in walk(tree):
                 if isinstance(node, ast.NamedExpr) and isinstance(node.target, ast.Name):
                     self.values.setdefault(node.target.id, []).append((node.value, False))
 
@@ -1512,7 +1554,7 @@ class ValueFirstLook:
         """The calls `name(...)` of the file (one walk of the whole tree, when first asked)."""
         if self._calls_by_name is None:
             self._calls_by_name = {}
-            for node in ast.walk(self._tree):
+            for node in walk(self._tree):
                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                     self._calls_by_name.setdefault(node.func.id, []).append(node)
         return self._calls_by_name.get(name, [])

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
+from eqxlint.rules.base import walk
 from eqxlint.rules.base import (FILTER_WORDS, FILTERS, Bad, FirstLook, FixCase, Finding, Good, Rule, ast_dotted,
                                call_argument, import_spellings, may_be_filtered,
                                mentioned_in_project, statement_blocks, trigger_matches)
@@ -613,7 +614,7 @@ def _may_fire(source: bytes, look: Optional[FirstLook], tree: ast.Module) -> boo
     sources: set[str] = set()
     local_filters = False
     called: set[str] = set()  # every dotted callee of the file
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Call):
             callee = ast_dotted(node.func)
             if callee is None:

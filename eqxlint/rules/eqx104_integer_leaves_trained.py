@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
+from eqxlint.rules.base import walk
 from eqxlint.rules.base import (FILTER_WORDS, Bad, FirstLook, FixCase, Finding, Good, Rule, ValueFirstLook,
                                import_spellings, may_be_filtered, mentioned_in_project,
                                spelled_in)
@@ -301,7 +302,7 @@ class IntegerLeavesTrained(Rule):
                 return False
         if b"optax" not in source and not mentioned_in_project(source, look, b"optax"):
             return False
-        calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+        calls = [node for node in walk(tree) if isinstance(node, ast.Call)
                  and isinstance(node.func, ast.Attribute) and node.func.attr == "init"
                  and sum(not isinstance(a, ast.Starred) for a in node.args) == 1]
         if not calls:

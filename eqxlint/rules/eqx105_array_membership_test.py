@@ -8,6 +8,7 @@ from typing import Iterator, Optional, Union
 
 import libcst as cst
 
+from eqxlint.rules.base import walk
 from eqxlint.rules.base import (Bad, Finding, FirstLook, FixCase, Good, Rule,
                                 calls_resolving_to, qualified_names, trigger_matches)
 from eqxlint.semantics import CallSite, Semantics, Value, argument, descendants
@@ -414,7 +415,7 @@ def _membership_callback(tree: ast.Module, table: dict[str, frozenset[str]],
     statements = [statement for statement in tree.body if rows is None or any(
         _first_row(statement) <= row <= (statement.end_lineno or statement.lineno)
         for row in rows)]
-    for node in (node for statement in statements for node in ast.walk(statement)):
+    for node in (node for statement in statements for node in walk(statement)):
         if not isinstance(node, ast.Call) or not isinstance(node.func, (ast.Name, ast.Attribute)):
             continue
         for qual in qualified_names(node.func, table):
@@ -451,7 +452,7 @@ def _tests_membership(callback: ast.AST) -> bool:
     leaves = {arg.arg for arg in callback.args.args}  # type: ignore[attr-defined]
     body = callback.body  # type: ignore[attr-defined]
     for part in body if isinstance(body, list) else [body]:
-        for node in ast.walk(part):
+        for node in walk(part):
             if not (isinstance(node, ast.Compare) and isinstance(node.left, ast.Name)
                     and node.left.id in leaves):
                 continue

@@ -7,6 +7,7 @@ from typing import Iterator, Optional
 
 import libcst as cst
 
+from eqxlint.rules.base import walk
 from eqxlint.rules.base import Bad, Finding, FirstLook, Good, Rule
 from eqxlint.semantics import Binding, CallSite, Semantics, argument, descendants
 
@@ -458,7 +459,7 @@ class JitFacts:
                     continue
                 if not in_loop:
                     continue
-                for inner in ast.walk(node):
+                for inner in walk(node):
                     if not isinstance(inner, ast.Call):
                         continue
                     func = inner.func
@@ -495,7 +496,7 @@ class JitFacts:
                 continue
             if in_loop or isinstance(node, ast.ClassDef):
                 continue
-            for inner in ast.walk(node):
+            for inner in walk(node):
                 if isinstance(inner, ast.Call) and _may_be_jit(inner.func, imports):
                     calls.append((inner, statement))
         names = {node.name for node in own_defs}
@@ -512,7 +513,7 @@ class JitFacts:
 
 def _returned(function: ast.AST, name: str) -> bool:
     """As EQX204's `_returned`: `return name`, alone or in a tuple, list or dict, anywhere."""
-    for node in ast.walk(function):
+    for node in walk(function):
         if isinstance(node, ast.Return) and node.value is not None:
             value = node.value
             values = list(value.elts) if isinstance(value, (ast.Tuple, ast.List)) else \

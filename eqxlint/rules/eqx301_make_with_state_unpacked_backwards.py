@@ -7,6 +7,7 @@ from typing import Iterator, Optional
 
 import libcst as cst
 
+from eqxlint.rules.base import walk
 from eqxlint.rules.base import (Bad, FirstLook, FixCase, Finding, Good, Rule, ast_dotted_name,
                                 import_aliases, may_name, statement_blocks)
 from eqxlint.semantics import CallSite, Scope, Semantics, dotted_name
@@ -220,13 +221,13 @@ class MakeWithStateUnpackedBackwards(Rule):
                 if _is_state_name(first) and not _is_state_name(second):
                     return True
                 if calls is None:
-                    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+                    calls = [node for node in walk(tree) if isinstance(node, ast.Call)]
                 if any(ast_dotted_name(call.func) == second and first in _argument_names(call)
                        for call in calls):
                     return True
             elif isinstance(target, ast.Name):
                 name = target.id
-                for node in ast.walk(tree):
+                for node in walk(tree):
                     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
                             and node.func.id == name:
                         return True

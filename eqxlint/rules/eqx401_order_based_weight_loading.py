@@ -8,6 +8,7 @@ from typing import Callable, Iterator, Optional
 
 import libcst as cst
 
+from eqxlint.rules.base import walk
 from eqxlint.rules.base import PROJECT_IMPORT, Bad, Finding, FirstLook, Good, Rule, qualified_names
 from eqxlint.semantics.project import imports_project_module
 from eqxlint.semantics import CallSite, Semantics, argument, descendants, positional_args
@@ -393,7 +394,7 @@ def _argument(call: ast.Call, position: int, name: str) -> Optional[ast.expr]:
 
 def _pairing_written(tree: ast.AST, table: dict[str, frozenset[str]]) -> bool:
     """Whether the file writes one of the pairings the check looks at (see may_fire)."""
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Name) and func.id == "zip":
@@ -429,7 +430,7 @@ def _enumerate_indexing(loop: "ast.For | ast.AsyncFor") -> bool:
         return False
     index = target.elts[0].id
     for statement in loop.body:
-        for node in ast.walk(statement):
+        for node in walk(statement):
             if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
                 element = node.slice
                 if isinstance(element, ast.Tuple) and len(element.elts) == 1:

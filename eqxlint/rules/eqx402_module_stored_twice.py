@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Iterator, Optional, Union
 import libcst as cst
 
 from eqxlint.knowledge import equinox_nn
+from eqxlint.rules.base import walk
 from eqxlint.rules.base import (Bad, Finding, FirstLook, Good, Rule, ast_dotted_name,
                                 import_aliases, may_name, statement_blocks)
 from eqxlint.semantics.project import LIBRARIES
@@ -339,7 +340,7 @@ class ModuleStoredTwice(Rule):
                 return True
         if b"Sequential" in source:
             aliases = import_aliases(tree, "Sequential")
-            for node in ast.walk(tree):
+            for node in walk(tree):
                 if isinstance(node, ast.Call) and may_name(node.func, _SEQUENTIAL, aliases):
                     given = node.args[:1] + [k.value for k in node.keywords if k.arg == "layers"]
                     if any(_may_repeat(value) for value in given):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
+from eqxlint.rules.base import walk
 from eqxlint.rules.base import (PROJECT_IMPORT, Bad, Finding, FirstLook, FixCase, Good, Rule,
                                 import_aliases, may_name, mentioned_in_project, statement_blocks)
 from eqxlint.semantics import (Binding, CallSite, ClassInfo, Scope, Semantics, Value, argument,
@@ -737,7 +738,7 @@ class DropoutActiveAtEval(Rule):
             # Names bound to a call anywhere (`batched = jax.vmap(model)`): the model such
             # a name runs is found through the binding its scope sees, here or outside.
             bound_calls = [(node.targets if isinstance(node, ast.Assign) else [node.target],
-                            node.value) for node in ast.walk(tree)
+                            node.value) for node in walk(tree)
                            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr))
                            and isinstance(node.value, ast.Call)]
             evaluations = [function for function in evaluations
@@ -745,7 +746,7 @@ class DropoutActiveAtEval(Rule):
         names = {function.name for function in evaluations}
         return bool(names) and any(
             isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-            and node.func.id in names for node in ast.walk(tree))
+            and node.func.id in names for node in walk(tree))
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         yield from _discarded(semantics)
@@ -783,7 +784,7 @@ def _may_run_a_parameter(function: "ast.FunctionDef | ast.AsyncFunctionDef",
         return False
     bound = {target.id for targets, value in bound_calls if _given_one_of(value, params)
              for target in targets if isinstance(target, ast.Name)}
-    for call in (node for node in ast.walk(function) if isinstance(node, ast.Call)):
+    for call in (node for node in walk(function) if isinstance(node, ast.Call)):
         func = call.func
         if isinstance(func, ast.Call):
             return True
@@ -826,7 +827,7 @@ def _may_switch_wrongly(source: bytes, look: Optional[FirstLook]) -> bool:
     wrappers = import_aliases(tree, *_WRAPPER_NAMES)
     wrapping: set[str] = set()
     called: set[str] = set()
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Call):
             if isinstance(node.func, ast.Name):
                 called.add(node.func.id)

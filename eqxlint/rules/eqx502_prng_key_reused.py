@@ -11,6 +11,7 @@ from typing import Iterator, Optional, Union
 
 import libcst as cst
 
+from eqxlint.rules.base import walk
 from eqxlint.rules.base import Bad, Finding, FirstLook, Good, Rule, qualified_names
 from eqxlint.semantics import (CallSite, Scope, Semantics, descendants, dotted_name,
                                keyword_arg, positional_args)
@@ -1150,7 +1151,7 @@ def _calls_outside_lambdas(node: ast.AST) -> Iterator[tuple[ast.Call, int]]:
 
 
 def _names_in(node: ast.AST) -> set[str]:
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    return {n.id for n in walk(node) if isinstance(n, ast.Name)}
 
 
 def _target_names(target: ast.expr) -> list[str]:
@@ -1203,7 +1204,7 @@ def _steps_loop(loop: ast.stmt) -> bool:
     iterable calls something named range, trange or arange."""
     if isinstance(loop, ast.While):
         return True
-    for node in ast.walk(loop.iter):  # type: ignore[attr-defined]
+    for node in walk(loop.iter):  # type: ignore[attr-defined]
         if isinstance(node, ast.Call):
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else \

@@ -10,6 +10,7 @@ from typing import Callable, Iterator, Optional, Union
 import libcst as cst
 
 from eqxlint.knowledge import optax_transforms
+from eqxlint.rules.base import walk
 from eqxlint.rules.base import (Bad, Finding, FirstLook, Good, Rule, ValueFirstLook, ast_dotted,
                                import_spellings, mentioned_in_project, named_besides_definition,
                                spelled_in, statement_blocks)
@@ -1292,7 +1293,7 @@ class _Reads:
         self.declared: set[str] = set()
         self.dynamic = False
         for statement in function.body:
-            for node in ast.walk(statement):
+            for node in walk(statement):
                 if isinstance(node, ast.Name):
                     if isinstance(node.ctx, ast.Load):
                         self.lines.setdefault(node.id, []).append(node.lineno)
@@ -1301,7 +1302,7 @@ class _Reads:
                 elif isinstance(node, (ast.Global, ast.Nonlocal)):
                     self.declared.update(node.names)
                 elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-                    self.nested.update(inner.id for inner in ast.walk(node)
+                    self.nested.update(inner.id for inner in walk(node)
                                        if isinstance(inner, ast.Name)
                                        and isinstance(inner.ctx, ast.Load))
         self._in_loop: dict[int, set[str]] = {}
@@ -1315,7 +1316,7 @@ class _Reads:
             read = self._in_loop.get(id(loop))
             if read is None:
                 read = self._in_loop[id(loop)] = {
-                    node.id for node in ast.walk(loop)
+                    node.id for node in walk(loop)
                     if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
             if name in read:
                 return False
