@@ -17,7 +17,8 @@ import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic, Edit, Fix, Location
 from eqxlint.linter import LineIndex
-from eqxlint.rules.base import Finding, FirstLook, Rule, prefilter_view
+from eqxlint.rules.base import Finding, Rule
+from eqxlint.rules.first_look import FirstLook, prefilter_view
 from eqxlint.semantics import Semantics
 from eqxlint.semantics.project import ImportedSources, ProjectIndex, shared_index
 from eqxlint.syntax import SYNTAX_ERROR, cpython_refusal, take_parsed

@@ -15,9 +15,12 @@ import ast
 import re
 import sys
 import warnings
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from eqxlint.diagnostics import Diagnostic, Location
+
+if TYPE_CHECKING:  # imported where a file needs it: most runs never do
+    import libcst
 
 SYNTAX_ERROR = "EQX000"
 _LINE_END = re.compile(r"\r\n|\r|\n")  # only these end a line for Python

@@ -11,7 +11,7 @@ import pytest
 
 from eqxlint.parse import lint_text
 from eqxlint.rules import rules_by_code
-from eqxlint.rules.base import FirstLook, prefilter_view
+from eqxlint.rules.first_look import FirstLook, prefilter_view
 from eqxlint.semantics.project import ImportedSources, ProjectIndex
 
 RULES = [rules_by_code()[code] for code in ("EQX201", "EQX203")]

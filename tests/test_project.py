@@ -234,7 +234,7 @@ def test_imported_texts_are_searched_one_by_one_even_when_joined(tmp_path: Path)
     """The pre-filter searches the imported modules' texts joined (once per set of
     texts): a pattern anchored at a line start still matches where each text begins, and
     no match runs from one text into the next."""
-    from eqxlint.rules.base import IMPORTS_PUBLIC_OPTAX, FirstLook, mentioned_in_project
+    from eqxlint.rules.first_look import IMPORTS_PUBLIC_OPTAX, FirstLook, mentioned_in_project
     from eqxlint.semantics.project import ImportedSources, ProjectIndex
 
     root = tmp_path / "proj"

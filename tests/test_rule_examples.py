@@ -145,7 +145,7 @@ def test_the_prefilter_never_changes_the_findings_whatever_the_whitespace() -> N
 
 def test_a_trigger_is_code_however_it_is_spaced() -> None:
     """The engine's needle test: whitespace, continuations and comments between tokens."""
-    from eqxlint.rules.base import trigger_matches
+    from eqxlint.rules.first_look import trigger_matches
 
     for spelled in (b"opt.init(p)", b"opt . init (p)", b"opt.\\\n    init(p)",
                     b"(opt  # the optimizer\n .init(p))", b"opt.init\t(p)"):

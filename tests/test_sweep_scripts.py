@@ -13,7 +13,8 @@ from pathlib import Path
 from types import ModuleType
 
 from eqxlint.rules import all_rules
-from eqxlint.rules.base import Rule, prefilter_view
+from eqxlint.rules.base import Rule
+from eqxlint.rules.first_look import prefilter_view
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 

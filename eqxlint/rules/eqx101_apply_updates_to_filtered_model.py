@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Iterator, Optional
 import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
-from eqxlint.rules.base import walk
-from eqxlint.rules.base import (FILTER_WORDS, FILTERS, Bad, FirstLook, FixCase, Finding, Good, Rule, ast_dotted,
-                               call_argument, import_spellings, may_be_filtered,
-                               mentioned_in_project, statement_blocks, trigger_matches)
+from eqxlint.rules.base import Bad, Finding, FixCase, Good, Rule
+from eqxlint.rules.first_look import (FirstLook, ast_dotted, call_argument, import_spellings,
+                                      mentioned_in_project, statement_blocks, trigger_matches, walk)
+from eqxlint.rules.value_flow import FILTERS, FILTER_WORDS, may_be_filtered
 from eqxlint.semantics import Binding, CallSite, Semantics, Value, argument, dotted_name
 from eqxlint.semantics.values import TREE_MAP_FUNCTIONS
 

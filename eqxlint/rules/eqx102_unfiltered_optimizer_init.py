@@ -9,8 +9,8 @@ import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
 from eqxlint.knowledge import optax_transforms
-from eqxlint.rules.base import (IMPORTS_PUBLIC_OPTAX, Bad, FirstLook, FixCase, Finding, Good,
-                                PROJECT_IMPORT, Rule, optax_factory_named)
+from eqxlint.rules.base import PROJECT_IMPORT, Bad, Finding, FixCase, Good, Rule
+from eqxlint.rules.first_look import IMPORTS_PUBLIC_OPTAX, FirstLook, optax_factory_named
 from eqxlint.semantics import Semantics, Value, argument, keyword_arg, positional_args
 from eqxlint.semantics.values import ARRAY_LIKE_SCALARS
 

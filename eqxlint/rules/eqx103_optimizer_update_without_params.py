@@ -9,8 +9,8 @@ from typing import Iterator, Optional
 import libcst as cst
 
 from eqxlint.knowledge import optax_transforms
-from eqxlint.rules.base import (IMPORTS_PUBLIC_OPTAX, Bad, Finding, FirstLook, FixCase, Good,
-                                PROJECT_IMPORT, Rule, optax_factory_named)
+from eqxlint.rules.base import PROJECT_IMPORT, Bad, Finding, FixCase, Good, Rule
+from eqxlint.rules.first_look import IMPORTS_PUBLIC_OPTAX, FirstLook, optax_factory_named
 from eqxlint.semantics import CallSite, Semantics, Value, argument, keyword_arg, positional_args
 
 # The optax factories that read params (what `_reads_params` looks for).

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Iterator, Optional
 import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
-from eqxlint.rules.base import walk
-from eqxlint.rules.base import (FILTER_WORDS, Bad, FirstLook, FixCase, Finding, Good, Rule, ValueFirstLook,
-                               import_spellings, may_be_filtered, mentioned_in_project,
-                               spelled_in)
+from eqxlint.rules.base import Bad, Finding, FixCase, Good, Rule
+from eqxlint.rules.first_look import (FirstLook, import_spellings, mentioned_in_project,
+                                      spelled_in, walk)
+from eqxlint.rules.value_flow import FILTER_WORDS, ValueFirstLook, may_be_filtered
 from eqxlint.semantics import Semantics, argument, positional_args
 
 if TYPE_CHECKING:

@@ -8,9 +8,9 @@ from typing import Iterator, Optional, Union
 
 import libcst as cst
 
-from eqxlint.rules.base import walk
-from eqxlint.rules.base import (Bad, Finding, FirstLook, FixCase, Good, Rule,
-                                calls_resolving_to, qualified_names, trigger_matches)
+from eqxlint.rules.base import Bad, Finding, FixCase, Good, Rule
+from eqxlint.rules.first_look import (FirstLook, calls_resolving_to, qualified_names,
+                                      trigger_matches, walk)
 from eqxlint.semantics import CallSite, Semantics, Value, argument, descendants
 from eqxlint.semantics.values import ARRAY_KINDS
 

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Iterator, Optional
 import libcst as cst
 
 from eqxlint.knowledge import optax_transforms
-from eqxlint.rules.base import (IMPORTS_PUBLIC_OPTAX, Bad, FirstLook, FixCase, Finding, Good,
-                                PROJECT_IMPORT, Rule, optax_factory_named)
-from eqxlint.semantics import Semantics, Value, argument, keyword_arg, positional_args
+from eqxlint.rules.base import PROJECT_IMPORT, Bad, Finding, FixCase, Good, Rule
+from eqxlint.rules.first_look import IMPORTS_PUBLIC_OPTAX, FirstLook, optax_factory_named
+from eqxlint.semantics import Semantics, argument
 
 if TYPE_CHECKING:
     from eqxlint.diagnostics import Diagnostic

@@ -8,8 +8,9 @@ from typing import Iterator, Optional
 
 import libcst as cst
 
-from eqxlint.rules.base import (Bad, Finding, FirstLook, FixCase, FlowTooDeep, Good, ModuleFlow,
-                               PROJECT_IMPORT, Rule, module_flow)
+from eqxlint.rules.base import PROJECT_IMPORT, Bad, Finding, FixCase, Good, Rule
+from eqxlint.rules.first_look import FirstLook
+from eqxlint.rules.module_flow import FlowTooDeep, ModuleFlow, module_flow
 from eqxlint.semantics import (LOCAL_PREFIX, CallSite, Leaf, Semantics, Value, argument,
                                keyword_arg, positional_args)
 from eqxlint.semantics.values import ARRAY_KINDS, PYTHON_SCALAR_KINDS

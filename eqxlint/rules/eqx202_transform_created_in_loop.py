@@ -7,8 +7,8 @@ from typing import Iterator, Optional
 
 import libcst as cst
 
-from eqxlint.rules.base import walk
-from eqxlint.rules.base import Bad, Finding, FirstLook, Good, Rule
+from eqxlint.rules.base import Bad, Finding, Good, Rule
+from eqxlint.rules.first_look import FirstLook, walk
 from eqxlint.semantics import Binding, CallSite, Semantics, argument, descendants
 
 JITS = ("jax.jit", "equinox.filter_jit", "jax.pmap", "equinox.filter_pmap")

@@ -10,8 +10,9 @@ from typing import Iterator, Optional
 import libcst as cst
 
 from eqxlint.knowledge import jax_transforms
-from eqxlint.rules.base import (Bad, Finding, FirstLook, FlowTooDeep, Good, ModuleFlow, PROJECT_IMPORT,
-                               Rule, module_flow)
+from eqxlint.rules.base import PROJECT_IMPORT, Bad, Finding, Good, Rule
+from eqxlint.rules.first_look import FirstLook
+from eqxlint.rules.module_flow import FlowTooDeep, ModuleFlow, module_flow
 from eqxlint.semantics import CallSite, Semantics, argument, positional_args
 
 # Where each lax function takes values that it traces, and under which measured name.

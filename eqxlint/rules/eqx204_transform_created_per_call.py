@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Optional, Union
+from typing import Iterator, Optional
 
 import libcst as cst
 
-from eqxlint.rules.base import Bad, Finding, FirstLook, Good, Rule
+from eqxlint.rules.base import Bad, Finding, Good, Rule
 from eqxlint.rules.eqx202_transform_created_in_loop import (FRESH_WRAPPERS, JITS,
                                                              jit_decorated_defs, jit_facts,
                                                              jit_of_decorator)
+from eqxlint.rules.first_look import FirstLook
 from eqxlint.semantics import CallSite, Scope, Semantics, argument, descendants, dotted_name
 
 CACHES = ("functools.lru_cache", "functools.cache")

@@ -7,9 +7,9 @@ from typing import Iterator, Optional
 
 import libcst as cst
 
-from eqxlint.rules.base import walk
-from eqxlint.rules.base import (Bad, FirstLook, FixCase, Finding, Good, Rule, ast_dotted_name,
-                                import_aliases, may_name, statement_blocks)
+from eqxlint.rules.base import Bad, Finding, FixCase, Good, Rule
+from eqxlint.rules.first_look import (FirstLook, ast_dotted_name, import_aliases, may_name,
+                                      statement_blocks, walk)
 from eqxlint.semantics import CallSite, Scope, Semantics, dotted_name
 
 _TUPLE_METHODS = {"count", "index"}

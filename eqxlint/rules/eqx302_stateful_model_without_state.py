@@ -10,8 +10,9 @@ import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
 from eqxlint.knowledge import equinox_nn
-from eqxlint.rules.base import (_BETWEEN, PROJECT_IMPORT, Bad, Finding, FirstLook, Good, Rule,
-                                ast_dotted_name, mentioned_in_project, trigger_matches)
+from eqxlint.rules.base import PROJECT_IMPORT, Bad, Finding, Good, Rule
+from eqxlint.rules.first_look import (_BETWEEN, FirstLook, ast_dotted_name, mentioned_in_project,
+                                      trigger_matches)
 from eqxlint.semantics import Semantics, Value, keyword_arg, positional_args
 from eqxlint.semantics import values as v
 from eqxlint.semantics.project import _IMPORT_LINE, LIBRARIES
@@ -640,8 +641,8 @@ class _StatefulFlow:
                 if key not in self.functions and self.may_hold(value, inside):
                     self.functions.add(key)
                     changed = True
-            for name, annotations in self.field_annotations.items():
-                if name not in self.classes and any(self.may_annotate(a) for a in annotations):
+            for name, declared in self.field_annotations.items():
+                if name not in self.classes and any(self.may_annotate(a) for a in declared):
                     self.classes.add(name)
                     changed = True
 

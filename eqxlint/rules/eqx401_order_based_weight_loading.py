@@ -8,10 +8,10 @@ from typing import Callable, Iterator, Optional
 
 import libcst as cst
 
-from eqxlint.rules.base import walk
-from eqxlint.rules.base import PROJECT_IMPORT, Bad, Finding, FirstLook, Good, Rule, qualified_names
-from eqxlint.semantics.project import imports_project_module
+from eqxlint.rules.base import PROJECT_IMPORT, Bad, Finding, Good, Rule
+from eqxlint.rules.first_look import FirstLook, qualified_names, walk
 from eqxlint.semantics import CallSite, Semantics, argument, descendants, positional_args
+from eqxlint.semantics.project import imports_project_module
 
 HINT = ("Load by name: `model = eqxlint.interop.load_state_dict(model, state_dict, "
         "key_map=...)`, which checks every shape")

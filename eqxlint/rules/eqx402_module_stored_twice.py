@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import ast
-from typing import TYPE_CHECKING, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import libcst as cst
 
 from eqxlint.knowledge import equinox_nn
-from eqxlint.rules.base import walk
-from eqxlint.rules.base import (Bad, Finding, FirstLook, Good, Rule, ast_dotted_name,
-                                import_aliases, may_name, statement_blocks)
-from eqxlint.semantics.project import LIBRARIES
+from eqxlint.rules.base import Bad, Finding, Good, Rule
+from eqxlint.rules.first_look import (FirstLook, ast_dotted_name, import_aliases, may_name,
+                                      statement_blocks, walk)
 from eqxlint.semantics import (LOCAL_PREFIX, Binding, ClassInfo, Semantics, Value, argument,
                                descendants, dotted_name)
+from eqxlint.semantics.project import LIBRARIES
 
 if TYPE_CHECKING:
     from eqxlint.diagnostics import Diagnostic

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Iterator, Optional
 import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
-from eqxlint.rules.base import walk
-from eqxlint.rules.base import (PROJECT_IMPORT, Bad, Finding, FirstLook, FixCase, Good, Rule,
-                                import_aliases, may_name, mentioned_in_project, statement_blocks)
+from eqxlint.rules.base import PROJECT_IMPORT, Bad, Finding, FixCase, Good, Rule
+from eqxlint.rules.first_look import (FirstLook, import_aliases, may_name, mentioned_in_project,
+                                      statement_blocks, walk)
 from eqxlint.semantics import (Binding, CallSite, ClassInfo, Scope, Semantics, Value, argument,
                                dotted_name, keyword_arg, positional_args)
 from eqxlint.semantics.syntax import parameters_of

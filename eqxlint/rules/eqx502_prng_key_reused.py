@@ -11,8 +11,8 @@ from typing import Iterator, Optional, Union
 
 import libcst as cst
 
-from eqxlint.rules.base import walk
-from eqxlint.rules.base import Bad, Finding, FirstLook, Good, Rule, qualified_names
+from eqxlint.rules.base import Bad, Finding, Good, Rule
+from eqxlint.rules.first_look import FirstLook, qualified_names, walk
 from eqxlint.semantics import (CallSite, Scope, Semantics, descendants, dotted_name,
                                keyword_arg, positional_args)
 

@@ -10,13 +10,14 @@ from typing import Callable, Iterator, Optional, Union
 import libcst as cst
 
 from eqxlint.knowledge import optax_transforms
-from eqxlint.rules.base import walk
-from eqxlint.rules.base import (Bad, Finding, FirstLook, Good, Rule, ValueFirstLook, ast_dotted,
-                               import_spellings, mentioned_in_project, named_besides_definition,
-                               spelled_in, statement_blocks)
+from eqxlint.rules.base import Bad, Finding, Good, Rule
 from eqxlint.rules.eqx202_transform_created_in_loop import JITS, jit_of_decorator
 from eqxlint.rules.eqx204_transform_created_per_call import called_in_loops
 from eqxlint.rules.eqx302_stateful_model_without_state import stateful_layer
+from eqxlint.rules.first_look import (FirstLook, ast_dotted, import_spellings,
+                                      mentioned_in_project, named_besides_definition, spelled_in,
+                                      statement_blocks, walk)
+from eqxlint.rules.value_flow import ValueFirstLook
 from eqxlint.semantics import (LOCAL_PREFIX, Binding, CallSite, ClassInfo, Scope, Semantics, Value, argument,
                                descendants, positional_args)
 from eqxlint.semantics.syntax import parameters_of

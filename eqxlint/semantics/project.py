@@ -234,7 +234,7 @@ class ProjectIndex:
         known = self._views.get(path)
         if known is not None and known[0] is text:
             return known[1]
-        from eqxlint.rules.base import prefilter_view
+        from eqxlint.rules.first_look import prefilter_view
 
         view = prefilter_view(text.encode("utf-8", "surrogatepass"))
         self._views[path] = (text, view)
