@@ -230,7 +230,8 @@ def test_a_worker_that_dies_costs_only_its_own_file(folder: Path) -> None:
 
 def test_a_file_over_its_time_budget_is_reported_and_the_run_goes_on(folder: Path) -> None:
     """libcst's time grows about cubically with an attribute chain: a budget stops it."""
-    (folder / "chain.py").write_text("import optax\nopt.init(p)\nx = a" + ".b" * 2_500 + "\n")
+    (folder / "chain.py").write_text("import optax\noptax.adam(1e-3).init(p)\nx = a"
+                                     + ".b" * 2_500 + "\n")
     code, out, err = _check(folder, ".", "--file-timeout", "1", "--no-cache")
     assert code == 2, out + err
     assert "chain.py:1:1: EQX000 not analysed: took longer than 1 s of CPU time" in out
@@ -340,7 +341,8 @@ def test_every_file_is_syntax_checked_even_those_no_rule_needs(folder: Path) -> 
 def test_valid_python_that_libcst_cannot_parse_is_a_warning_not_a_syntax_error(
         folder: Path) -> None:
     """`(name): int = 1` is valid (CPython's test_grammar.py has it); libcst 1.9 refuses it."""
-    (folder / "grammar.py").write_text("import optax\n(name): int = 1\nstate = opt.init(p)\n")
+    (folder / "grammar.py").write_text(
+        "import optax\n(name): int = 1\nstate = optax.adam(1e-3).init(p)\n")
     compile((folder / "grammar.py").read_text(), "grammar.py", "exec")
     code, out, err = _check(folder, ".")
     assert code == 1, out + err
@@ -365,7 +367,7 @@ def test_a_file_too_big_to_analyse_is_syntax_checked_and_reported(monkeypatch) -
 
     monkeypatch.setattr(parse, "MAX_ANALYSED_CHARACTERS", 1000)
     settings = Settings(rules=list(all_rules()))
-    big = ("import optax\nstate = opt.init(p)\nx = [" + "1, " * 400 + "]\n").encode()
+    big = ("import optax\nstate = optax.adam(1e-3).init(p)\nx = [" + "1, " * 400 + "]\n").encode()
     [finding] = lint_bytes(big, "big.py", settings).diagnostics
     assert (finding.code, finding.location.row) == ("EQX000", 1)
     assert finding.message == f"not analysed: {len(big):,} characters, more than the 1,000 " \
@@ -373,7 +375,7 @@ def test_a_file_too_big_to_analyse_is_syntax_checked_and_reported(monkeypatch) -
     broken = big.replace(b"]\n", b"\n")
     [finding] = lint_bytes(broken, "big.py", settings).diagnostics
     assert finding.message == "SyntaxError: '[' was never closed"  # CPython saw it first
-    small = b"import optax\nstate = opt.init(p)\n"
+    small = b"import optax\nstate = optax.adam(1e-3).init(p)\n"
     assert lint_bytes(small, "small.py", settings).diagnostics == []
 
 
