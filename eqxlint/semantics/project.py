@@ -59,7 +59,10 @@ class ProjectIndex:
         self._roots: dict[Path, Path] = {}
         self._semantics: dict[tuple[Path, str], Optional["Semantics"]] = {}
         self._digests: dict[Path, Optional[str]] = {}
-        self._resolved: dict[tuple[Path, str], tuple[tuple[Path, tuple[str, ...]], ...]] = {}
+        self._resolved: dict[tuple[str, str], tuple[tuple[Path, tuple[str, ...]], ...]] = {}
+        # A file's own imports, by its bytes: asked for a file linted and again when it is
+        # another's dependency (the bytes compare equal: the regex scan is not redone).
+        self._imports_of: dict[Path, tuple[bytes, list[Path]]] = {}
         self._search_folders: dict[Path, list[Path]] = {}
         self._modules: dict[tuple[Path, tuple[str, ...]], Optional[tuple[Path, tuple[str, ...]]]] = {}
         # Files read, keyed by what stat says of them: a dependency shared by many
@@ -97,6 +100,7 @@ class ProjectIndex:
         """Files were created, moved or deleted (an editor session): resolve imports anew."""
         self._roots.clear()
         self._resolved.clear()
+        self._imports_of.clear()
         self._search_folders.clear()
         self._modules.clear()
         self._digests.clear()
@@ -149,7 +153,7 @@ class ProjectIndex:
         # import that would find the importer itself looks further.
         if qual[:1] != "." and qual.split(".", 1)[0] in LIBRARIES:
             return None
-        key = (importer.parent if folder is None else folder, qual)
+        key = (str(importer.parent if folder is None else folder), qual)  # str: hashed fast
         candidates = self._resolved.get(key)
         if candidates is None:
             candidates = self._resolved[key] = self._candidates(importer, qual)
@@ -336,6 +340,14 @@ class ProjectIndex:
         return False
 
     def _direct_dependencies(self, importer: Path, data: bytes) -> list[Path]:
+        known = self._imports_of.get(importer)
+        if known is not None and known[0] == data:
+            return list(known[1])
+        found = self._scan_imports(importer, data)
+        self._imports_of[importer] = (data, found)
+        return list(found)
+
+    def _scan_imports(self, importer: Path, data: bytes) -> list[Path]:
         found = []
         folder = importer.parent
         for qual in imported_names(data):
