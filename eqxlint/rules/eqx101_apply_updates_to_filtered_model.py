@@ -11,8 +11,9 @@ import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
 from eqxlint.rules.base import Bad, Finding, FixCase, Good, Rule
-from eqxlint.rules.first_look import (FirstLook, ast_dotted, call_argument, import_spellings,
-                                      mentioned_in_project, statement_blocks, trigger_matches, walk)
+from eqxlint.rules.first_look import (FirstLook, ast_dotted_name, call_argument,
+                                      import_spellings, mentioned_in_project, statement_blocks,
+                                      trigger_matches, walk)
 from eqxlint.rules.value_flow import FILTERS, FILTER_WORDS, may_be_filtered
 from eqxlint.semantics import Binding, CallSite, Semantics, Value, argument, dotted_name
 from eqxlint.semantics.values import TREE_MAP_FUNCTIONS
@@ -601,11 +602,11 @@ def _may_fire(source: bytes, look: Optional[FirstLook], tree: ast.Module) -> boo
                     continue
                 if isinstance(statement, ast.Return):
                     returned.update(name for item in _items(value)
-                                    if (name := ast_dotted(item)) is not None)
+                                    if (name := ast_dotted_name(item)) is not None)
                 for item in [value] + (value.elts if isinstance(value, ast.Tuple) else []):
                     if not isinstance(item, ast.Call):
                         continue
-                    callee = ast_dotted(item.func)
+                    callee = ast_dotted_name(item.func)
                     if callee in updates or (callee in maps and item is value
                                              and isinstance(statement, ast.Assign)):
                         candidates.append((statement, item, callee in maps))
@@ -616,7 +617,7 @@ def _may_fire(source: bytes, look: Optional[FirstLook], tree: ast.Module) -> boo
     called: set[str] = set()  # every dotted callee of the file
     for node in walk(tree):
         if isinstance(node, ast.Call):
-            callee = ast_dotted(node.func)
+            callee = ast_dotted_name(node.func)
             if callee is None:
                 continue
             called.add(callee)
@@ -625,7 +626,7 @@ def _may_fire(source: bytes, look: Optional[FirstLook], tree: ast.Module) -> boo
                 first = next((a for a in node.args if not isinstance(a, ast.Starred)), None)
                 if first is None:
                     first = next((k.value for k in node.keywords if k.arg == "pytree"), None)
-                name = ast_dotted(first) if first is not None else None
+                name = ast_dotted_name(first) if first is not None else None
                 if name is not None:
                     sources.add(name)
     # A filtered tree a project module makes: the model's name is spelled there.
@@ -642,7 +643,7 @@ def _may_fire(source: bytes, look: Optional[FirstLook], tree: ast.Module) -> boo
                 return True  # returned (or in a tuple): the filtering must be in this file
             continue
         targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
-        names = [ast_dotted(target) for target in targets]
+        names = [ast_dotted_name(target) for target in targets]
         if any(name is None for name in names):
             continue
         if any(name in sources or project.spells(name) for name in names if name is not None):

@@ -9,8 +9,8 @@ from typing import Iterator, Optional, Union
 import libcst as cst
 
 from eqxlint.rules.base import Bad, Finding, FixCase, Good, Rule
-from eqxlint.rules.first_look import (FirstLook, calls_resolving_to, qualified_names,
-                                      trigger_matches, walk)
+from eqxlint.rules.first_look import (FirstLook, call_argument, calls_resolving_to,
+                                      qualified_names, trigger_matches, walk)
 from eqxlint.semantics import CallSite, Semantics, Value, argument, descendants
 from eqxlint.semantics.values import ARRAY_KINDS
 
@@ -422,7 +422,7 @@ def _membership_callback(tree: ast.Module, table: dict[str, frozenset[str]],
             position = LEAF_CALLBACKS.get(qual)
             if position is None:
                 continue
-            given = _argument(node, *position)
+            given = call_argument(node, *position)
             callbacks = [given] if isinstance(given, ast.Lambda) else \
                 definitions.get(given.id, []) if isinstance(given, ast.Name) else []
             if any(_tests_membership(callback) for callback in callbacks):
@@ -434,16 +434,6 @@ def _first_row(statement: ast.stmt) -> int:
     """A statement's first line, its decorators' included."""
     return min([statement.lineno] + [decorator.lineno for decorator in
                                      getattr(statement, "decorator_list", [])])
-
-
-def _argument(call: ast.Call, position: int, name: str) -> Optional[ast.expr]:
-    positional = [arg for arg in call.args if not isinstance(arg, ast.Starred)]
-    if position < len(positional):
-        return positional[position]
-    for keyword in call.keywords:
-        if keyword.arg == name:
-            return keyword.value
-    return None
 
 
 def _tests_membership(callback: ast.AST) -> bool:

@@ -8,7 +8,7 @@ from typing import Iterator, Optional
 import libcst as cst
 
 from eqxlint.rules.base import Bad, Finding, Good, Rule
-from eqxlint.rules.first_look import FirstLook, walk
+from eqxlint.rules.first_look import FirstLook, ast_dotted_name, walk
 from eqxlint.semantics import Binding, CallSite, Semantics, argument, descendants
 
 JITS = ("jax.jit", "equinox.filter_jit", "jax.pmap", "equinox.filter_pmap")
@@ -362,15 +362,12 @@ _PARTIAL = frozenset(("functools.partial",))
 def may_name(node: ast.expr, imports: dict[str, set[str]], quals: "frozenset[str]") -> bool:
     """Could `Semantics.qualname(node)` be one of `quals`? It is the import of the dotted
     name's head (any of the file's imports of that name) joined to the rest."""
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
+    dotted = ast_dotted_name(node)
+    if dotted is None:
         return False
-    rest = ".".join(reversed(parts))
+    head, _, rest = dotted.partition(".")
     return any((f"{full}.{rest}" if rest else full) in quals
-               for full in imports.get(node.id, ()))
+               for full in imports.get(head, ()))
 
 
 def _may_be_jit(func: ast.expr, imports: dict[str, set[str]]) -> bool:

@@ -9,7 +9,7 @@ from typing import Callable, Iterator, Optional
 import libcst as cst
 
 from eqxlint.rules.base import PROJECT_IMPORT, Bad, Finding, Good, Rule
-from eqxlint.rules.first_look import FirstLook, qualified_names, walk
+from eqxlint.rules.first_look import FirstLook, call_argument, qualified_names, walk
 from eqxlint.semantics import CallSite, Semantics, argument, descendants, positional_args
 from eqxlint.semantics.project import imports_project_module
 
@@ -380,18 +380,6 @@ _UNFLATTEN = ("jax.tree_util.tree_unflatten", "jax.tree.unflatten")
 _LEAVES = ("jax.tree_util.tree_leaves", "jax.tree.leaves")
 
 
-def _argument(call: ast.Call, position: int, name: str) -> Optional[ast.expr]:
-    """`argument` (eqxlint.semantics) on `ast`: the positional argument, stars left out,
-    or the keyword."""
-    positional = [arg for arg in call.args if not isinstance(arg, ast.Starred)]
-    if position < len(positional):
-        return positional[position]
-    for keyword in call.keywords:
-        if keyword.arg == name:
-            return keyword.value
-    return None
-
-
 def _pairing_written(tree: ast.AST, table: dict[str, frozenset[str]]) -> bool:
     """Whether the file writes one of the pairings the check looks at (see may_fire)."""
     for node in walk(tree):
@@ -405,10 +393,10 @@ def _pairing_written(tree: ast.AST, table: dict[str, frozenset[str]]) -> bool:
             if not isinstance(func, (ast.Name, ast.Attribute)):
                 continue
             quals = qualified_names(func, table)
-            if any(qual in _UNFLATTEN for qual in quals) and _argument(node, 1, "leaves"):
+            if any(qual in _UNFLATTEN for qual in quals) and call_argument(node, 1, "leaves"):
                 return True
-            if "equinox.tree_at" in quals and _argument(node, 2, "replace") is not None:
-                where = _argument(node, 0, "where")
+            if "equinox.tree_at" in quals and call_argument(node, 2, "replace") is not None:
+                where = call_argument(node, 0, "where")
                 if isinstance(where, ast.Lambda) and isinstance(where.body, ast.Call) and \
                         isinstance(where.body.func, (ast.Name, ast.Attribute)) and any(
                             qual in _LEAVES for qual in qualified_names(where.body.func, table)):

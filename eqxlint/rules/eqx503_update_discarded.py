@@ -14,7 +14,7 @@ from eqxlint.rules.base import Bad, Finding, Good, Rule
 from eqxlint.rules.eqx202_transform_created_in_loop import JITS, jit_of_decorator
 from eqxlint.rules.eqx204_transform_created_per_call import called_in_loops
 from eqxlint.rules.eqx302_stateful_model_without_state import stateful_layer
-from eqxlint.rules.first_look import (FirstLook, ast_dotted, import_spellings,
+from eqxlint.rules.first_look import (FirstLook, ast_dotted_name, import_spellings,
                                       mentioned_in_project, named_besides_definition, spelled_in,
                                       statement_blocks, walk)
 from eqxlint.rules.value_flow import ValueFirstLook
@@ -1195,14 +1195,14 @@ class _FirstLook:
         func = call.func
         if isinstance(func, ast.Attribute) and func.attr == "update" and self.optimizer(func.value):
             return True
-        return bool(self.apply_updates) and ast_dotted(func) in self.apply_updates
+        return bool(self.apply_updates) and ast_dotted_name(func) in self.apply_updates
 
     def _bound_names(self, target: ast.expr, call: ast.Call,
                      maybe_step: Callable[[], bool]) -> list[str]:
         """The names of `target = call` whose value the check may find dropped."""
         func = call.func
         if isinstance(target, ast.Name):
-            if self.apply_updates and ast_dotted(func) in self.apply_updates and maybe_step():
+            if self.apply_updates and ast_dotted_name(func) in self.apply_updates and maybe_step():
                 return [target.id]
             return []
         if not isinstance(target, (ast.Tuple, ast.List)) or \

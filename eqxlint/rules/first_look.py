@@ -609,18 +609,6 @@ def optax_factory_named(source: bytes, look: Optional["FirstLook"],
     return False
 
 
-def ast_dotted(node: ast.AST) -> Optional[str]:
-    """`a.b.c` for an `ast` Name/Attribute chain, else None (as semantics' dotted_name)."""
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None
-    parts.append(node.id)
-    return ".".join(reversed(parts))
-
-
 def import_spellings(tree: ast.AST, qualnames: "Iterable[str]") -> set[str]:
     """The dotted names under which this file's imports can spell one of `qualnames`:
     `{"eqx.apply_updates", "apply_updates"}` for "equinox.apply_updates" after `import

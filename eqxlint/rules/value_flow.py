@@ -7,8 +7,9 @@ import ast
 import re
 from typing import Callable, Optional, Union
 
-from eqxlint.rules.first_look import (FirstLook, ast_dotted, call_argument, mentioned_in_project,
-                                      own_statements, statement_blocks, walk)
+from eqxlint.rules.first_look import (FirstLook, ast_dotted_name, call_argument,
+                                      mentioned_in_project, own_statements, statement_blocks,
+                                      walk)
 from eqxlint.semantics.project import LIBRARIES
 from eqxlint.semantics.values import STRUCTURE_PRESERVING, TREE_MAP_FUNCTIONS
 
@@ -243,7 +244,7 @@ class ValueFirstLook:
 
     def _qualified_may_hold(self, node: ast.expr, call: Optional[ast.Call], depth: int
                             ) -> bool:
-        dotted = ast_dotted(node)
+        dotted = ast_dotted_name(node)
         if dotted is None:
             return False
         head, _, rest = dotted.partition(".")
