@@ -15,13 +15,15 @@ the moment before the rename).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import signal
 import stat
 import sys
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 TEMPORARY_SUFFIX = ".eqxlint-tmp"
@@ -93,21 +95,22 @@ def _replace(target: str, data: bytes, status: os.stat_result) -> None:
     folder = os.path.dirname(target) or "."
     if _replace_from_nameless_file(folder, target, data, status):
         return
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.",
-                                             suffix=TEMPORARY_SUFFIX, dir=folder)
-    try:
-        try:  # no fsync: it would keep the temporary name alive for milliseconds
-            _write_all(descriptor, data)
-            _copy_owner_and_mode(descriptor, status)
-        finally:
-            os.close(descriptor)
-        os.replace(temporary, target)
-    except BaseException:
+    with _termination_held():
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.",
+                                                 suffix=TEMPORARY_SUFFIX, dir=folder)
         try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
+            try:  # no fsync: it would keep the temporary name alive for milliseconds
+                _write_all(descriptor, data)
+                _copy_owner_and_mode(descriptor, status)
+            finally:
+                os.close(descriptor)
+            os.replace(temporary, target)
+        except BaseException:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+            raise
 
 
 _NAMELESS = {"works": hasattr(os, "O_TMPFILE") and sys.platform.startswith("linux")}
@@ -144,25 +147,48 @@ def _replace_from_nameless_file(folder: str, target: str, data: bytes,
         _copy_owner_and_mode(descriptor, status)
         os.fsync(descriptor)  # nameless: taking time here leaves nothing behind
         name = _temporary_name(target)
-        try:
-            _name_it(descriptor, name)
-        except OSError as error:
-            if error.errno in (errno.EXDEV, errno.ENOENT, errno.EPERM, errno.EOPNOTSUPP,
-                               errno.EACCES):
-                _NAMELESS["works"] = False  # this system cannot name it: write a named one
-                return False
-            raise
-        temporary = name
-        os.replace(temporary, target)
-        temporary = None
+        with _termination_held():
+            try:
+                _name_it(descriptor, name)
+            except OSError as error:
+                if error.errno in (errno.EXDEV, errno.ENOENT, errno.EPERM, errno.EOPNOTSUPP,
+                                   errno.EACCES):
+                    _NAMELESS["works"] = False  # this system cannot name it: write a named one
+                    return False
+                raise
+            temporary = name
+            try:
+                os.replace(temporary, target)
+                temporary = None
+            finally:
+                if temporary is not None:
+                    try:
+                        os.unlink(temporary)
+                    except OSError:
+                        pass
         return True
     finally:
         os.close(descriptor)
-        if temporary is not None:
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
+
+
+_HELD_SIGNALS = tuple(getattr(signal, name) for name in
+                      ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGXCPU") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def _termination_held() -> Iterator[None]:
+    """Hold the signals that would end this thread's process (a worker's parent-death
+    SIGTERM, the CPU budget's SIGXCPU) while a temporary file has a name: they are
+    delivered, and end the process, the moment the name is gone again. SIGKILL cannot
+    be held; that window is two system calls long."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _temporary_name(target: str) -> str:

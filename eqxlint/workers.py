@@ -56,7 +56,10 @@ def _die_with_parent(parent: int) -> None:
 
             libc = ctypes.CDLL(None, use_errno=True)
             pr_set_pdeathsig = 1
-            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+            # SIGTERM, not SIGKILL: a worker holds it for the instant a fix's new file
+            # has a name but has not yet replaced the old one (files.write_source), so
+            # the death of eqxlint never leaves a temporary file behind
+            libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
         except (OSError, AttributeError):
             _watch_parent(parent)
     else:
@@ -77,6 +80,7 @@ def _watch_parent(parent: int) -> None:
 
 def _serve(connection: Connection, settings: "Settings", write: bool, parent: int) -> None:
     """A worker's life: lint the files it is sent until it is sent None."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's death ends the worker at once
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     from eqxlint.linter import lint_path
