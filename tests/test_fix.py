@@ -329,3 +329,18 @@ def test_diff_splits_lines_as_python_does(tmp_path: Path) -> None:
     (tmp_path / "train.py").write_text(source)
     result = run_cli("--diff", "train.py", cwd=tmp_path)
     assert " \x0cx = 1\n-state, model = eqx" in result.output
+
+
+def test_eqx104_offers_no_fix_when_the_file_has_no_name_for_is_inexact_array() -> None:
+    source = (
+        "import optax\n"
+        "from equinox import Module, filter, is_array as keep\n"
+        "from jaxtyping import Array, Int\n"
+        "class Model(Module):\n"
+        "    index: Int[Array, 'n']\n"
+        "opt_state = optax.adam(1e-3).init(filter(Model(i), keep))\n")
+    settings = Settings(rules=[rule for rule in all_rules() if rule.code == "EQX104"], fix=True)
+    fixed, applied, remaining, _ = fix_text(source, "example.py", settings)
+    assert (fixed, applied) == (source, 0)  # `keep` -> `keep` was offered before
+    [finding] = remaining
+    assert "`eqx.is_inexact_array`" in finding.hint and not finding.fix

@@ -56,7 +56,8 @@ class IntegerLeavesTrained(Rule):
     fix_safety = """
         Safe: the fix replaces `eqx.is_array` by `eqx.is_inexact_array` in the filter given
         to `optim.init`, the same filter `eqx.filter_grad` uses. Offered when the filter is
-        written inside the `init` call.
+        written inside the `init` call and the file already imports a name for
+        `eqx.is_inexact_array` (`import equinox`, or a from-import of it).
     """
     runtime = """
         `check_model(model, opt_state=opt_state)` names every integer or boolean array of
@@ -166,6 +167,16 @@ class IntegerLeavesTrained(Rule):
 
             opt_state = make_state(optax.adam(1e-3), Model(i))
         """, "equinox under another name; the optimizer and the model given by the caller"),
+        Bad("""
+            import optax
+            from equinox import Module, filter, is_array as keep
+            from jaxtyping import Array, Int
+
+            class Model(Module):
+                index: Int[Array, "n"]
+
+            opt_state = optax.adam(1e-3).init(filter(Model(i), keep))  # expect: EQX104
+        """, "is_array under another name, and no name for is_inexact_array: no fix"),
     )
     good_examples = (
         Good("""
@@ -264,6 +275,46 @@ class IntegerLeavesTrained(Rule):
 
             opt_state = optax.adam(1e-3).init(eqx.filter(Model(i), eqx.is_inexact_array))
         """),
+        FixCase("""
+            import equinox as eqx
+            import optax
+            from equinox import is_array as keep
+            from jaxtyping import Array, Int
+
+            class Model(eqx.Module):
+                index: Int[Array, "n"]
+
+            opt_state = optax.adam(1e-3).init(eqx.filter(Model(i), keep))
+        """, """
+            import equinox as eqx
+            import optax
+            from equinox import is_array as keep
+            from jaxtyping import Array, Int
+
+            class Model(eqx.Module):
+                index: Int[Array, "n"]
+
+            opt_state = optax.adam(1e-3).init(eqx.filter(Model(i), eqx.is_inexact_array))
+        """),
+        FixCase("""
+            import optax
+            from equinox import Module, filter, is_array, is_inexact_array
+            from jaxtyping import Array, Int
+
+            class Model(Module):
+                index: Int[Array, "n"]
+
+            opt_state = optax.adam(1e-3).init(filter(Model(i), is_array))
+        """, """
+            import optax
+            from equinox import Module, filter, is_array, is_inexact_array
+            from jaxtyping import Array, Int
+
+            class Model(Module):
+                index: Int[Array, "n"]
+
+            opt_state = optax.adam(1e-3).init(filter(Model(i), is_inexact_array))
+        """),
     )
 
     @classmethod
@@ -336,14 +387,16 @@ class IntegerLeavesTrained(Rule):
             if field is None:
                 continue
             inline = trainable.node is args[0]
-            better = (semantics.code_of(spec)).replace("is_array", "is_inexact_array")
+            spelled = _inexact_spelling(semantics, spec)
+            better = spelled or "eqx.is_inexact_array"
             yield Finding(
                 node=site.node,
                 message=(f"the optimizer is initialised on `eqx.is_array` leaves, which include "
                          f"the integer array `{field}`: `eqx.filter_grad` gives None there, "
                          f"and the first `update` fails"),
                 hint=f"Train floating-point arrays only: filter with `{better}`",
-                replacements=((spec, cst.parse_expression(better)),) if inline else (),
+                replacements=((spec, cst.parse_expression(better)),)
+                if inline and spelled else (),
                 fix_message=f"Filter with `{better}`",
             )
 
@@ -359,3 +412,16 @@ class IntegerLeavesTrained(Rule):
                     f"`eqx.filter_grad` gives None there",
                     "Train floating-point arrays only: "
                     "`optim.init(eqx.filter(model, eqx.is_inexact_array))`")
+
+
+def _inexact_spelling(semantics: Semantics, spec: cst.BaseExpression) -> Optional[str]:
+    """How this file can name `equinox.is_inexact_array` where it names `is_array`:
+    through the same module (`eqx.is_array` -> `eqx.is_inexact_array`), through an
+    `import equinox`, or a from-import of it. None when the file imports no such name
+    (then the fix would need an import, and none is offered)."""
+    if isinstance(spec, cst.Attribute) and semantics.qualname(spec.value) == "equinox":
+        return f"{semantics.code_of(spec.value)}.is_inexact_array"
+    module = semantics.local_name_for("equinox")
+    if module is not None:
+        return f"{module}.is_inexact_array"
+    return semantics.local_name_for("equinox.is_inexact_array")
