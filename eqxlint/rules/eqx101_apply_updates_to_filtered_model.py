@@ -102,6 +102,14 @@ class ApplyUpdatesToFilteredModel(Rule):
         Bad("""
             import equinox as eqx
 
+            def step(model, grads, opt_state):
+                params = eqx.filter(model, eqx.is_array)
+                updates, opt_state = optim.update(grads, opt_state, params)
+                return eqx.apply_updates(params, updates), opt_state  # expect: EQX101
+        """, "returned as an item of a tuple"),
+        Bad("""
+            import equinox as eqx
+
             def step(model, updates):
                 params, static = eqx.partition(model, eqx.is_array)
                 model = eqx.apply_updates(params, updates)  # expect: EQX101
@@ -252,6 +260,13 @@ class ApplyUpdatesToFilteredModel(Rule):
                 new_params = eqx.apply_updates(params, updates)
                 return new_params, static
         """, "the static half is returned beside the params: the caller can combine"),
+        Good("""
+            import equinox as eqx
+
+            def step(model, updates):
+                params, static = eqx.partition(model, eqx.is_array)
+                return eqx.apply_updates(params, updates), static
+        """, "the update itself returned beside the static half"),
         Good("""
             import equinox as eqx
             import jax
@@ -446,8 +461,9 @@ def _result_used_as_model(semantics: Semantics, site: CallSite, filtered: Value)
     if isinstance(parent, cst.Call) and semantics.qualname(parent.func) == "equinox.combine":
         return False
     source_name = dotted_name(filtered.source) if filtered.source is not None else None
-    if _is_returned(site.node, parent):
-        return _lost_when_returned(semantics, site, filtered, parent)
+    returned = _return_of(semantics, site)
+    if returned is not None:
+        return _lost_when_returned(semantics, site, filtered, returned)
     if not isinstance(parent, (cst.Assign, cst.AnnAssign)):
         return False
     targets: list[cst.BaseExpression] = (
@@ -496,9 +512,14 @@ def _by_hand_finding(semantics: Semantics, site: CallSite, filtered: Value) -> F
     )
 
 
-def _is_returned(node: cst.CSTNode, parent: Optional[cst.CSTNode]) -> bool:
-    return isinstance(parent, cst.Return) or (
-        isinstance(parent, cst.Tuple) and any(e.value is node for e in parent.elements))
+def _return_of(semantics: Semantics, site: CallSite) -> Optional[cst.Return]:
+    """The `return` statement of the call's function that returns the call's result,
+    alone or as an item of a tuple (`return eqx.apply_updates(p, u), opt_state`)."""
+    for statement in semantics.returns.get(id(site.scope.node), []):
+        if statement.value is not None and any(
+                item is site.node for item in _returned_items(statement.value)):
+            return statement
+    return None
 
 
 def _returned_items(value: cst.BaseExpression) -> list[cst.BaseExpression]:
