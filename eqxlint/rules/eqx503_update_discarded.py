@@ -323,6 +323,17 @@ class UpdateDiscarded(Rule):
             import equinox as eqx
             import optax
 
+            optim = optax.adam(1e-3)
+
+            @eqx.filter_jit
+            def train_step(model, opt_state, grads):
+                updates, opt_state = optim.update(grads, opt_state, model); keep(opt_state)
+                model = eqx.apply_updates(model, updates); return model
+        """, "read later on the same line, after a `;`"),
+        Good("""
+            import equinox as eqx
+            import optax
+
             class Trainer:
                 def __init__(self, model):
                     self.model = model
@@ -754,9 +765,12 @@ def _never_used(semantics: Semantics, site: CallSite, target: cst.Name,
     if binding is None:
         return None
     names = descendants(function.body, cst.Name)
-    # Python evaluates the right-hand side first: only what follows the statement reads it.
-    statement = site.line
-    assert statement is not None
+    # Python evaluates the right-hand side first: only what follows the statement reads it
+    # (a statement after it on the same line, `; use(opt_state)`, follows it).
+    line = site.line
+    assert isinstance(line, cst.SimpleStatementLine)
+    statement = next((small for small in line.body
+                      if any(node is target for node in descendants(small, cst.Name))), line)
     inside = {id(node) for node in descendants(statement, cst.Name)}
     last = max((i for i, node in enumerate(names) if id(node) in inside), default=-1)
     stores = _store_ids(semantics, function)
