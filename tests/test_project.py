@@ -283,3 +283,58 @@ def test_an_optimizer_built_in_an_imported_module_still_reaches_the_optax_rules(
                "--output-format", "json", "."]
     completed = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
     assert _statements(json.loads(completed.stdout), root) == with_prefilter
+
+
+def test_a_model_filtered_in_an_imported_helper_still_reaches_eqx101(tmp_path: Path) -> None:
+    """EQX101's first look reads the helper's filter call: the tree map's target must be
+    spelled there as the filter's first argument (or `pytree=`), as the check compares."""
+    root = tmp_path / "proj"
+    _write(root / "pyproject.toml", "[project]\nname = 'p'\n")
+    _write(root / "pkg" / "__init__.py", "")
+    _write(root / "pkg" / "helpers.py", '''
+        import equinox as eqx
+
+
+        def trainable(model):
+            return eqx.filter(model, eqx.is_array)
+
+
+        def arrays_of(net):
+            return eqx.filter(filter_spec=eqx.is_array, pytree=(net))
+
+
+        class Holder:
+            def params(self):
+                return eqx.partition(
+                    self.model,  # the model, split
+                    eqx.is_array)[0]
+    ''')
+    _write(root / "pkg" / "train.py", '''
+        import equinox as eqx
+        import jax
+
+        from .helpers import Holder, arrays_of, trainable
+
+
+        def step(model, updates):
+            model = eqx.apply_updates(trainable(model), updates)
+            return model
+
+
+        def sgd(net, grads):
+            net = jax.tree_util.tree_map(lambda p, g: p - g, arrays_of(net), grads)
+            return net
+
+
+        class Trainer(Holder):
+            def step(self, updates):
+                self.model = eqx.apply_updates(self.params(), updates)
+    ''')
+    with_prefilter = _statements(_findings(root, "."), root)
+    command = [sys.executable, "-m", "eqxlint", "--no-cache", "--no-prefilter",
+               "--output-format", "json", "."]
+    completed = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
+    assert _statements(json.loads(completed.stdout), root) == with_prefilter
+    assert {line for _, line, code in with_prefilter if code == "EQX101"} >= {
+        "model = eqx.apply_updates(trainable(model), updates)",
+        "net = jax.tree_util.tree_map(lambda p, g: p - g, arrays_of(net), grads)"}

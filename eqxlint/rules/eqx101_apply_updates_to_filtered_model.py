@@ -11,7 +11,7 @@ import libcst as cst
 
 from eqxlint.diagnostics import Diagnostic
 from eqxlint.rules.base import Bad, Finding, FixCase, Good, Rule
-from eqxlint.rules.first_look import (FirstLook, ast_dotted_name, call_argument,
+from eqxlint.rules.first_look import (BETWEEN_TOKENS, FirstLook, ast_dotted_name, call_argument,
                                       import_spellings, mentioned_in_project, statement_blocks,
                                       trigger_matches, walk)
 from eqxlint.rules.value_flow import FILTERS, FILTER_WORDS, may_be_filtered
@@ -702,13 +702,26 @@ class _ProjectFilters:
         return bool(self.texts())
 
     def spells(self, dotted: str) -> bool:
-        """Could a filter call there have `dotted` as its first argument?"""
-        last = dotted.rsplit(".", 1)[-1]
-        known = self._spelled.get(last)
+        """Could a filter call there have `dotted` as its first argument? (The check
+        compares the target with the filtered tree's source, the filter's first argument
+        or `pytree=`, as dotted names.) Its text must then follow `filter(` or
+        `partition(` (parentheses around it allowed), or `pytree=`."""
+        known = self._spelled.get(dotted)
         if known is None:
-            word = last.encode()
-            known = self._spelled[last] = any(word in text for text in self.texts())
+            last = dotted.rsplit(".", 1)[-1].encode()
+            texts = [text for text in self.texts() if last in text]
+            known = self._spelled[dotted] = bool(texts) and any(
+                _first_filter_argument(dotted).search(text) for text in texts)
         return known
+
+
+def _first_filter_argument(dotted: str) -> "re.Pattern[bytes]":
+    gap = BETWEEN_TOKENS
+    name = (gap + rb"\." + gap).join(re.escape(part.encode()) for part in dotted.split("."))
+    opening = rb"(?:\(" + gap + rb")*"
+    return re.compile(rb"(?:(?<![A-Za-z0-9_])(?:filter|partition)" + gap + rb"\(" + gap
+                      + rb"|(?<![A-Za-z0-9_])pytree" + gap + rb"=" + gap + rb")"
+                      + opening + name + rb"(?![A-Za-z0-9_])")
 
 
 def _items(value: ast.expr) -> list[ast.expr]:

@@ -10,8 +10,10 @@ import libcst as cst
 
 from eqxlint.rules.base import PROJECT_IMPORT, Bad, Finding, Good, Rule
 from eqxlint.rules.first_look import FirstLook, call_argument, qualified_names, walk
+from eqxlint.rules.value_flow import ValueFirstLook
 from eqxlint.semantics import CallSite, Semantics, argument, descendants, positional_args
 from eqxlint.semantics.project import imports_project_module
+from eqxlint.semantics.values import FLATTEN_FUNCTIONS, LEAVES_FUNCTIONS
 
 HINT = ("Load by name: `model = eqxlint.interop.load_state_dict(model, state_dict, "
         "key_map=...)`, which checks every shape")
@@ -149,6 +151,30 @@ class OrderBasedWeightLoading(Rule):
                 flat, treedef = jax.tree.flatten(model)
                 return jax.tree.unflatten(treedef, list(weights.values()))  # expect: EQX401
         """, "torch.load imported under another name"),
+        Bad("""
+            import jax
+            import torch
+
+            def weights_of(path):
+                return list(torch.load(path).values())
+
+            class Loader:
+                def __init__(self, model):
+                    self.leaves = jax.tree_util.tree_leaves(model)
+
+                def pair(self, path):
+                    return zip(weights_of(path), self.leaves)  # expect: EQX401
+        """, "the values from a helper, the leaves from an attribute of self"),
+        Bad("""
+            import jax
+            import torch
+
+            def pair(values, leaves):
+                return list(zip(values, leaves))  # expect: EQX401
+
+            sd = torch.load("weights.pt")
+            pairs = pair(sd.values(), jax.tree.leaves(model))
+        """, "both given by the caller"),
     )
     good_examples = (
         Good("""
@@ -207,6 +233,16 @@ class OrderBasedWeightLoading(Rule):
             shapes = {k: v.shape for k, v in sd.items()}
             leaves = jax.tree.leaves(model)
         """, "both present, never paired"),
+        Good("""
+            import jax
+            import torch
+
+            sd = torch.load("weights.pt")
+            leaves = jax.tree.leaves(model)
+            names = [name for name in sd]
+            for name, leaf in zip(names, leaves):
+                print(name, leaf.shape)
+        """, "the keys of a state dict zipped with leaves: names, not values"),
     )
 
     @classmethod
@@ -238,7 +274,7 @@ class OrderBasedWeightLoading(Rule):
         table = look.imports()
         if tree is None or table is None:
             return True
-        return _pairing_written(tree, table)
+        return _pairing_written(tree, table, source, look)
 
     def check(self, semantics: Semantics) -> Iterator[Finding]:
         for site in semantics.calls:
@@ -380,38 +416,81 @@ _UNFLATTEN = ("jax.tree_util.tree_unflatten", "jax.tree.unflatten")
 _LEAVES = ("jax.tree_util.tree_leaves", "jax.tree.leaves")
 
 
-def _pairing_written(tree: ast.AST, table: dict[str, frozenset[str]]) -> bool:
-    """Whether the file writes one of the pairings the check looks at (see may_fire)."""
+class _PairedValues:
+    """What an expression of the file may hold, as the check's `_kind` asks: a state
+    dict's values (a no-argument `.values()` or `.items()` of anything, through `list`,
+    `tuple` or `dict`), or leaves (a leaves or flatten function of jax, through the same)."""
+
+    def __init__(self, tree: ast.Module, source: bytes, look: Optional[FirstLook]) -> None:
+        builtins = frozenset({"list", "tuple", "dict"})
+        self.state_dict_values = ValueFirstLook(
+            tree, source, look, lambda qual: False, made_by_call_of_call=False,
+            made_by_methods=frozenset({"values", "items"}), passed_on_by_builtins=builtins)
+        self.leaves = ValueFirstLook(
+            tree, source, look, lambda qual: qual in LEAVES_FUNCTIONS or qual in FLATTEN_FUNCTIONS,
+            made_by_call_of_call=False, passed_on_by_builtins=builtins)
+
+    def values_given(self, node: Optional[ast.expr]) -> bool:
+        """`_from_state_dict_values`: the node, or the iterable of its comprehension."""
+        if isinstance(node, (ast.ListComp, ast.GeneratorExp)):
+            node = node.generators[0].iter
+        return node is not None and self.state_dict_values.may_hold(node)
+
+
+def _pairing_written(tree: ast.Module, table: dict[str, frozenset[str]], source: bytes,
+                     look: Optional[FirstLook]) -> bool:
+    """Whether the file writes one of the pairings the check looks at (see may_fire),
+    given what may be a state dict's values and what may be leaves."""
+    made: list[_PairedValues] = []
+
+    def paired() -> _PairedValues:  # built when a pairing is met: most files have none
+        if not made:
+            made.append(_PairedValues(tree, source, look))
+        return made[0]
+
     for node in walk(tree):
         if isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Name) and func.id == "zip":
-                values = [arg for arg in node.args if isinstance(arg, _VALUE_NODES)]
-                if len(values) >= 2:
+                given = [arg for arg in node.args if isinstance(arg, _VALUE_NODES)]
+                if len(given) < 2:
+                    continue
+                values = paired()
+                weights = [i for i, arg in enumerate(given)
+                           if values.state_dict_values.may_hold(arg)]
+                if weights and any(values.leaves.may_hold(arg) for i, arg in enumerate(given)
+                                   if weights != [i]):
                     return True
                 continue
             if not isinstance(func, (ast.Name, ast.Attribute)):
                 continue
             quals = qualified_names(func, table)
-            if any(qual in _UNFLATTEN for qual in quals) and call_argument(node, 1, "leaves"):
-                return True
+            if any(qual in _UNFLATTEN for qual in quals):
+                if paired().values_given(call_argument(node, 1, "leaves")):
+                    return True
             if "equinox.tree_at" in quals and call_argument(node, 2, "replace") is not None:
                 where = call_argument(node, 0, "where")
                 if isinstance(where, ast.Lambda) and isinstance(where.body, ast.Call) and \
                         isinstance(where.body.func, (ast.Name, ast.Attribute)) and any(
                             qual in _LEAVES for qual in qualified_names(where.body.func, table)):
-                    return True
-        elif isinstance(node, (ast.For, ast.AsyncFor)) and _enumerate_indexing(node):
-            return True
+                    if paired().values_given(call_argument(node, 2, "replace")):
+                        return True
+        elif isinstance(node, (ast.For, ast.AsyncFor)):
+            if _enumerate_indexing(node, paired):
+                return True
     return False
 
 
-def _enumerate_indexing(loop: "ast.For | ast.AsyncFor") -> bool:
-    """`for i, ... in enumerate(x): ... name[i] ...` (see _check_enumerate)."""
+def _enumerate_indexing(loop: "ast.For | ast.AsyncFor",
+                        paired: "Callable[[], _PairedValues]") -> bool:
+    """`for i, ... in enumerate(x): ... name[i] ...`, `x` a state dict's values and
+    `name` leaves (see _check_enumerate)."""
     iterated = loop.iter
     if not (isinstance(iterated, ast.Call) and isinstance(iterated.func, ast.Name)
-            and iterated.func.id == "enumerate" and
-            any(not isinstance(arg, ast.Starred) for arg in iterated.args)):
+            and iterated.func.id == "enumerate"):
+        return False
+    first = next((arg for arg in iterated.args if not isinstance(arg, ast.Starred)), None)
+    if first is None:
         return False
     target = loop.target
     if not (isinstance(target, ast.Tuple) and target.elts and isinstance(target.elts[0], ast.Name)):
@@ -424,5 +503,8 @@ def _enumerate_indexing(loop: "ast.For | ast.AsyncFor") -> bool:
                 if isinstance(element, ast.Tuple) and len(element.elts) == 1:
                     element = element.elts[0]  # `leaves[i,]`: one element to libcst too
                 if isinstance(element, ast.Name) and element.id == index:
-                    return True
+                    values = paired()
+                    if values.state_dict_values.may_hold(first) and \
+                            values.leaves.may_hold(node.value):
+                        return True
     return False

@@ -473,6 +473,7 @@ _TOKEN = re.compile(rb"[A-Za-z0-9_]+|\S")
 # A comment must run to its line's end, so that the pattern has one way to match
 # (`#[^\r\n]*` alone could split `###` many ways: exponential backtracking).
 _BETWEEN = rb"(?:[ \t\x0c\r\n\\]|#[^\r\n]*(?:\r\n|\r|\n|$))*"
+BETWEEN_TOKENS = _BETWEEN  # for rules that build their own token patterns
 _PATTERNS: dict[bytes, "Optional[re.Pattern[bytes]]"] = {}
 
 

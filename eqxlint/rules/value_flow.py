@@ -36,15 +36,22 @@ class ValueFirstLook:
     def __init__(self, tree: ast.AST, source: bytes, look: Optional["FirstLook"],
                  makers: "Callable[[str], Union[bool, tuple[int, str]]]"
                  = lambda qual: qual.startswith("optax."),
-                 made_by_call_of_call: bool = True) -> None:
+                 made_by_call_of_call: bool = True,
+                 made_by_methods: frozenset[str] = frozenset(),
+                 passed_on_by_builtins: frozenset[str] = frozenset()) -> None:
         # What is asked for: by default an optimizer, which a call of an `optax.` name
         # makes, and `optax.inject_hyperparams(optax.adam)(...)`. `makers` says which
         # library calls (qualified names) may make it, or which argument's value they
-        # hand on (position, keyword); `made_by_call_of_call` whether `f(...)(...)` may.
+        # hand on (position, keyword); `made_by_call_of_call` whether `f(...)(...)` may;
+        # `made_by_methods` which methods called with no arguments may (`sd.values()`,
+        # whatever `sd` is); `passed_on_by_builtins` which builtins given one argument
+        # may hand on what it holds (`list(x)`).
         self.source = source
         self.look = look
         self.makers = makers
         self.made_by_call_of_call = made_by_call_of_call
+        self.made_by_methods = made_by_methods
+        self.passed_on_by_builtins = passed_on_by_builtins
         self.values: dict[str, list[tuple[ast.expr, bool]]] = {}
         self.self_values: dict[str, list[tuple[ast.expr, bool]]] = {}
         self.params: set[str] = set()  # every parameter, *args and **kwargs too
@@ -156,6 +163,13 @@ class ValueFirstLook:
             func = node.func
             if isinstance(func, ast.Call):
                 return self.made_by_call_of_call  # optax.inject_hyperparams(optax.adam)(...)
+            if isinstance(func, ast.Attribute) and func.attr in self.made_by_methods \
+                    and not node.args and not node.keywords:
+                return True
+            if isinstance(func, ast.Name) and func.id in self.passed_on_by_builtins \
+                    and len(node.args) == 1 and not node.keywords \
+                    and self.may_hold(_unstarred(node.args[0]), depth + 1):
+                return True  # whether or not the builtin's name is rebound: both are asked
             if isinstance(func, ast.Name) and func.id in self.defs:
                 return self._memo("def " + func.id, depth)  # what the def returns
             return self._qualified_may_hold(func, node, depth)
@@ -273,6 +287,10 @@ class ValueFirstLook:
             known = self._defined[name] = bool(name) and mentioned_in_project(
                 self.source, self.look, name.encode())
         return known
+
+
+def _unstarred(node: ast.expr) -> ast.expr:
+    return node.value if isinstance(node, ast.Starred) else node
 
 
 FILTERS = ("equinox.filter", "equinox.partition")
