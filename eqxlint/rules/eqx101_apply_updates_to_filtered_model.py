@@ -373,7 +373,8 @@ class ApplyUpdatesToFilteredModel(Rule):
         # First the text: an update or a tree map (`tree_map`, `jax.tree.map`, `from
         # jax.tree import map`), and a filter here or in a project module it imports.
         if b"apply_updates" not in source and b"tree_map" not in source and \
-                not (_TREE.search(source) and _MAP.search(source)):
+                not (b"tree" in source and b"map" in source
+                     and _TREE.search(source) and _MAP.search(source)):
             return False
         if not FILTER_WORDS.search(source) and \
                 not mentioned_in_project(source, look, b"filter (", b"partition ("):

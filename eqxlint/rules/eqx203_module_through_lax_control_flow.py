@@ -27,7 +27,8 @@ _OPERANDS: dict[str, tuple[tuple[str, int, Optional[str], bool], ...]] = {
 _CONSUMERS = frozenset(_OPERANDS) | {"jax.jit"}
 _CONTAINERS = ("module", "tuple", "list", "dict")
 # A consumer's name is spelled where it is called or imported (any alias in front).
-_CONSUMER_NAME = re.compile(rb"\b(?:scan|cond|switch|while_loop|fori_loop|jit)\b")
+_CONSUMER_WORDS = (b"scan", b"cond", b"switch", b"while_loop", b"fori_loop", b"jit")
+_CONSUMER_NAME = re.compile(rb"\b(?:" + b"|".join(_CONSUMER_WORDS) + rb")\b")
 _SPOKEN = {"jax.lax.scan(carry)": "the carry of `lax.scan`", "jax.lax.scan(xs)": "the `xs` of `lax.scan`",
            "jax.lax.cond": "an operand of `lax.cond`", "jax.lax.switch": "an operand of `lax.switch`",
            "jax.lax.while_loop": "the `init_val` of `lax.while_loop`",
@@ -310,7 +311,8 @@ class ModuleThroughLaxControlFlow(Rule):
         consumer's name is spelled in the file (the text screens). A file `ast` cannot
         parse goes to the full check.
         """
-        if _CONSUMER_NAME.search(source) is None or not super().may_fire(source, look):
+        if not any(word in source for word in _CONSUMER_WORDS) \
+                or _CONSUMER_NAME.search(source) is None or not super().may_fire(source, look):
             return False
         flow = module_flow(source, look)
         if flow is None:

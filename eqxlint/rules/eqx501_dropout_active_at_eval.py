@@ -722,9 +722,10 @@ class DropoutActiveAtEval(Rule):
             return False
         if b"inference_mode" in source or b"tree_inference" in source:
             return _may_switch_wrongly(source, look)
-        if b"inference=" in source or not any(
-                _EVAL_NAME.search(name.decode("utf-8", "replace"))
-                for name in _DEF_NAME.findall(source)):
+        # Every evaluation name holds `val` (eval, validate) or `test`.
+        if b"inference=" in source or (b"val" not in source and b"test" not in source) \
+                or not any(_EVAL_NAME.search(name.decode("utf-8", "replace"))
+                           for name in _DEF_NAME.findall(source)):
             return False  # the evaluation shape needs a def named as an evaluation
         if b"Dropout" not in source and not mentioned_in_project(source, look, b"Dropout"):
             return False
