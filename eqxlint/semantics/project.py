@@ -21,7 +21,7 @@ import os
 from collections import OrderedDict
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional
 
 if TYPE_CHECKING:
     from eqxlint.semantics.inference import Semantics
@@ -484,9 +484,7 @@ def imports_project_module(data: bytes) -> bool:
 
 def imported_names(data: bytes) -> Iterable[str]:
     """Qualified names the import statements of a source mention (a superset is fine)."""
-    if b"import" not in data:
-        return
-    for match in _IMPORT_LINE.finditer(data):
+    for match in _import_statements(data):
         plain = match.group("plain")
         if plain is not None:
             for item in plain.replace(b"\\", b" ").split(b","):
@@ -501,6 +499,25 @@ def imported_names(data: bytes) -> Iterable[str]:
             if item and item != "as" and item.isidentifier():
                 separator = "" if module.endswith(".") or not module else "."
                 yield f"{module}{separator}{item}"
+
+
+def _import_statements(data: bytes) -> Iterator["re.Match[bytes]"]:
+    """`_IMPORT_LINE.finditer(data)`, found faster: the pattern is tried only at the start
+    of the lines that hold the word `import` (a `^` search tries every line)."""
+    position = end = 0
+    while True:
+        at = data.find(b"import", position)
+        if at < 0:
+            return
+        position = at + 6
+        start = data.rfind(b"\n", 0, at) + 1
+        if start < end:
+            continue  # inside the statement found last (its bracketed names)
+        match = _IMPORT_LINE.match(data, start)
+        if match is not None:
+            yield match
+            end = match.end()
+            position = max(position, end)
 
 
 def _longest_module(base: Path, parts: list[str], allow_package_itself: bool = False,
