@@ -254,15 +254,18 @@ class OrderBasedWeightLoading(Rule):
         import of torch, safetensors or numpy, and so a `load` in the text), its
         `.values()` or `.items()` (no arguments), and leaves (a function whose name holds
         `leaves` or `flatten`), each written in the file or in a project module it
-        imports (the semantics follows values there); and the check reports only at a call of `zip` (the builtin name) with two
-        positional arguments that could hold values (a name, call, subscript or
-        attribute: a literal or a comprehension holds neither leaves nor a state
-        dict's values), at `tree_unflatten` / `jax.tree.unflatten` given leaves, at
-        `eqx.tree_at` whose `where` is a lambda calling a leaves function and which is
-        given a replacement (the names as the file's imports resolve them), and at a
-        `for` over `enumerate(...)` whose target starts with a name that subscripts a
-        name in the loop's body (so the file says zip, unflatten, tree_at or enumerate).
-        A file `ast` cannot parse says yes.
+        imports (the semantics follows values there); and the check reports only at a
+        call of `zip` (the builtin name) given one positional argument that may be a
+        state dict's values and another that may be leaves, at `tree_unflatten` /
+        `jax.tree.unflatten` given leaves that may be a state dict's values, at
+        `eqx.tree_at` whose `where` is a lambda calling a leaves function and whose
+        replacement may be a state dict's values (the names as the file's imports resolve
+        them), and at a `for` over `enumerate(x)`, `x` such values, whose target starts
+        with a name that subscripts leaves in the loop's body (so the file says zip,
+        unflatten, tree_at or enumerate). What may be which is `_PairedValues`'s answer,
+        which follows values as the semantics does (ValueFirstLook: names, parameters
+        through their callers, returns, `self` attributes, project imports), blind to
+        scopes. A file `ast` cannot parse says yes.
         """
         if not cls.static or not _PAIRING_WORD.search(source):
             return False
