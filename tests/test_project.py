@@ -287,7 +287,8 @@ def test_an_optimizer_built_in_an_imported_module_still_reaches_the_optax_rules(
 
 def test_a_model_filtered_in_an_imported_helper_still_reaches_eqx101(tmp_path: Path) -> None:
     """EQX101's first look reads the helper's filter call: the tree map's target must be
-    spelled there as the filter's first argument (or `pytree=`), as the check compares."""
+    spelled there as the filter's first argument (or `pytree=`), as the check compares;
+    the filter may be imported under another name there."""
     root = tmp_path / "proj"
     _write(root / "pyproject.toml", "[project]\nname = 'p'\n")
     _write(root / "pkg" / "__init__.py", "")
@@ -308,6 +309,14 @@ def test_a_model_filtered_in_an_imported_helper_still_reaches_eqx101(tmp_path: P
                 return eqx.partition(
                     self.model,  # the model, split
                     eqx.is_array)[0]
+    ''')
+    _write(root / "pkg" / "aliased.py", '''
+        import equinox
+        from equinox import partition as split
+
+
+        def weights(tree):
+            return split(tree, equinox.is_array)[0]
     ''')
     _write(root / "pkg" / "train.py", '''
         import equinox as eqx
@@ -330,6 +339,16 @@ def test_a_model_filtered_in_an_imported_helper_still_reaches_eqx101(tmp_path: P
             def step(self, updates):
                 self.model = eqx.apply_updates(self.params(), updates)
     ''')
+    _write(root / "pkg" / "by_hand.py", '''
+        import jax
+
+        from .aliased import weights
+
+
+        def by_hand(tree, grads):
+            tree = jax.tree_util.tree_map(lambda p, g: p - g, weights(tree), grads)
+            return tree
+    ''')
     with_prefilter = _statements(_findings(root, "."), root)
     command = [sys.executable, "-m", "eqxlint", "--no-cache", "--no-prefilter",
                "--output-format", "json", "."]
@@ -337,4 +356,5 @@ def test_a_model_filtered_in_an_imported_helper_still_reaches_eqx101(tmp_path: P
     assert _statements(json.loads(completed.stdout), root) == with_prefilter
     assert {line for _, line, code in with_prefilter if code == "EQX101"} >= {
         "model = eqx.apply_updates(trainable(model), updates)",
-        "net = jax.tree_util.tree_map(lambda p, g: p - g, arrays_of(net), grads)"}
+        "net = jax.tree_util.tree_map(lambda p, g: p - g, arrays_of(net), grads)",
+        "tree = jax.tree_util.tree_map(lambda p, g: p - g, weights(tree), grads)"}

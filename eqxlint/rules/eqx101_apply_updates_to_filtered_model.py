@@ -360,7 +360,8 @@ class ApplyUpdatesToFilteredModel(Rule):
         every target a dotted name), and `return eqx.apply_updates(...)` (or inside a
         returned or assigned tuple). A filtered tree comes from `eqx.filter`/`eqx.partition`
         called in this file (spelled through its imports) or in a project module it imports
-        (which must then write `filter(`/`partition(`). With only the file's own filter
+        (which must then write `filter(`/`partition(`, or call a name it imports one of
+        them as, with the target's spelling as the first argument). With only the file's own filter
         calls, the model a filtered tree stands for is one of their first arguments, so:
         - a tree map needs its target to be one of them;
         - an assigned update needs a target to be one of them, or to be called somewhere
@@ -377,7 +378,7 @@ class ApplyUpdatesToFilteredModel(Rule):
                      and _TREE.search(source) and _MAP.search(source)):
             return False
         if not FILTER_WORDS.search(source) and \
-                not mentioned_in_project(source, look, b"filter (", b"partition ("):
+                not mentioned_in_project(source, look, FILTER_WORDS):  # perhaps aliased
             return False
         tree = (look or FirstLook(source)).tree()
         if tree is None:
@@ -696,7 +697,8 @@ class _ProjectFilters:
             else:
                 self._texts = [text for text in imported.sources()
                                if trigger_matches(b"filter (", text)
-                               or trigger_matches(b"partition (", text)]
+                               or trigger_matches(b"partition (", text)
+                               or _filter_aliases(text)]
         return self._texts
 
     def any(self) -> bool:
@@ -706,21 +708,34 @@ class _ProjectFilters:
         """Could a filter call there have `dotted` as its first argument? (The check
         compares the target with the filtered tree's source, the filter's first argument
         or `pytree=`, as dotted names.) Its text must then follow `filter(` or
-        `partition(` (parentheses around it allowed), or `pytree=`."""
+        `partition(` (or a name the module imports one of them as; parentheses around it
+        allowed), or `pytree=`."""
+        if self.look is None or self.look.imported is None:
+            return True  # the project's modules cannot be read here
         known = self._spelled.get(dotted)
         if known is None:
             last = dotted.rsplit(".", 1)[-1].encode()
-            texts = [text for text in self.texts() if last in text]
-            known = self._spelled[dotted] = bool(texts) and any(
-                _first_filter_argument(dotted).search(text) for text in texts)
+            known = self._spelled[dotted] = any(
+                _first_filter_argument(dotted, _filter_aliases(text)).search(text)
+                for text in self.texts() if last in text)
         return known
 
 
-def _first_filter_argument(dotted: str) -> "re.Pattern[bytes]":
+# `from equinox import partition as split`: the helper then calls `split(model, ...)`.
+_FILTER_ALIAS = re.compile(rb"(?<![A-Za-z0-9_])(?:filter|partition)" + BETWEEN_TOKENS
+                           + rb"as" + BETWEEN_TOKENS + rb"([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _filter_aliases(text: bytes) -> tuple[bytes, ...]:
+    return tuple(_FILTER_ALIAS.findall(text)) if b"as" in text else ()
+
+
+def _first_filter_argument(dotted: str, aliases: tuple[bytes, ...] = ()) -> "re.Pattern[bytes]":
     gap = BETWEEN_TOKENS
     name = (gap + rb"\." + gap).join(re.escape(part.encode()) for part in dotted.split("."))
     opening = rb"(?:\(" + gap + rb")*"
-    return re.compile(rb"(?:(?<![A-Za-z0-9_])(?:filter|partition)" + gap + rb"\(" + gap
+    callees = b"|".join((b"filter", b"partition") + tuple(re.escape(a) for a in aliases))
+    return re.compile(rb"(?:(?<![A-Za-z0-9_])(?:" + callees + rb")" + gap + rb"\(" + gap
                       + rb"|(?<![A-Za-z0-9_])pytree" + gap + rb"=" + gap + rb")"
                       + opening + name + rb"(?![A-Za-z0-9_])")
 
