@@ -12,13 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 from eqxlint import __version__
 from eqxlint.diagnostics import Diagnostic, Edit, Fix, Location
-from eqxlint.files import read_source
+from eqxlint.files import read_source, replace_through_temporary
 
 CACHE_DIR_NAME = ".eqxlint_cache"
 
@@ -66,17 +65,8 @@ class Cache:
             entry.parent.mkdir(parents=True, exist_ok=True)
             _ignore_in_git(self.folder.parent)
             body = json.dumps([_dump(d) for d in diagnostics]).encode()
-            handle, temporary = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
-            try:
-                with os.fdopen(handle, "wb") as stream:
-                    stream.write(hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
-                os.replace(temporary, entry)
-            except BaseException:
-                try:
-                    os.unlink(temporary)
-                except OSError:
-                    pass
-                raise
+            replace_through_temporary(str(entry), hashlib.sha256(body).hexdigest().encode()
+                                      + b"\n" + body, "tmp", ".tmp")
         except OSError:
             pass  # a cache that cannot be written is only slower
 

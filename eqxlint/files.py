@@ -23,7 +23,7 @@ import stat
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Callable, Iterator, Optional, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 TEMPORARY_SUFFIX = ".eqxlint-tmp"
@@ -95,22 +95,33 @@ def _replace(target: str, data: bytes, status: os.stat_result) -> None:
     folder = os.path.dirname(target) or "."
     if _replace_from_nameless_file(folder, target, data, status):
         return
-    with _termination_held():
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.",
-                                                 suffix=TEMPORARY_SUFFIX, dir=folder)
+    with _termination_held():  # no fsync: it would keep the temporary name alive longer
+        replace_through_temporary(target, data, f".{os.path.basename(target)}.",
+                                  TEMPORARY_SUFFIX,
+                                  lambda descriptor: _copy_owner_and_mode(descriptor, status))
+
+
+def replace_through_temporary(target: str, data: bytes, prefix: str, suffix: str,
+                              prepare: Optional[Callable[[int], None]] = None) -> None:
+    """Write `data` to a new file beside `target` (`prepare` may set its owner and mode
+    before it is closed) and rename it over `target`; whatever fails, the new file is
+    removed and `target` is as it was."""
+    descriptor, temporary = tempfile.mkstemp(prefix=prefix, suffix=suffix,
+                                             dir=os.path.dirname(target) or ".")
+    try:
         try:
-            try:  # no fsync: it would keep the temporary name alive for milliseconds
-                _write_all(descriptor, data)
-                _copy_owner_and_mode(descriptor, status)
-            finally:
-                os.close(descriptor)
-            os.replace(temporary, target)
-        except BaseException:
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
-            raise
+            _write_all(descriptor, data)
+            if prepare is not None:
+                prepare(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, target)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
 
 
 _NAMELESS = {"works": hasattr(os, "O_TMPFILE") and sys.platform.startswith("linux")}
