@@ -686,19 +686,23 @@ class _ProjectFilters:
     def __init__(self, source: bytes, look: Optional[FirstLook]) -> None:
         self.source = source
         self.look = look
-        self._texts: Optional[list[bytes]] = None
+        # Each such module's text, and the names it imports a filter as.
+        self._texts: Optional[list[tuple[bytes, tuple[bytes, ...]]]] = None
         self._spelled: dict[str, bool] = {}
 
-    def texts(self) -> list[bytes]:
+    def texts(self) -> list[tuple[bytes, tuple[bytes, ...]]]:
         if self._texts is None:
             imported = self.look.imported if self.look is not None else None
             if imported is None:  # nothing to read: any project import may hold one
-                self._texts = [self.source] if mentioned_in_project(self.source, None) else []
+                self._texts = [(self.source, ())] \
+                    if mentioned_in_project(self.source, None) else []
             else:
-                self._texts = [text for text in imported.sources()
-                               if trigger_matches(b"filter (", text)
-                               or trigger_matches(b"partition (", text)
-                               or _filter_aliases(text)]
+                self._texts = []
+                for text in imported.sources():
+                    aliases = _filter_aliases(text)
+                    if aliases or trigger_matches(b"filter (", text) \
+                            or trigger_matches(b"partition (", text):
+                        self._texts.append((text, aliases))
         return self._texts
 
     def any(self) -> bool:
@@ -716,8 +720,8 @@ class _ProjectFilters:
         if known is None:
             last = dotted.rsplit(".", 1)[-1].encode()
             known = self._spelled[dotted] = any(
-                _first_filter_argument(dotted, _filter_aliases(text)).search(text)
-                for text in self.texts() if last in text)
+                _first_filter_argument(dotted, aliases).search(text)
+                for text, aliases in self.texts() if last in text)
         return known
 
 
