@@ -769,9 +769,13 @@ def _never_used(semantics: Semantics, site: CallSite, target: cst.Name,
     # (a statement after it on the same line, `; use(opt_state)`, follows it).
     line = site.line
     assert isinstance(line, cst.SimpleStatementLine)
-    statement = next((small for small in line.body
-                      if any(node is target for node in descendants(small, cst.Name))), line)
-    inside = {id(node) for node in descendants(statement, cst.Name)}
+    inside: set[int] = set()
+    for small in line.body:
+        inside = {id(node) for node in descendants(small, cst.Name)}
+        if id(target) in inside:
+            break
+    else:
+        inside = {id(node) for node in descendants(line, cst.Name)}
     last = max((i for i, node in enumerate(names) if id(node) in inside), default=-1)
     stores = _store_ids(semantics, function)
     loops = _loops_around(function, binding)
