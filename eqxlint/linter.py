@@ -23,10 +23,12 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Protoc
 
 from eqxlint.diagnostics import Diagnostic, Edit, Location
 from eqxlint.files import NotARegularFile, read_source, write_source
-from eqxlint.syntax import cpython_refusal
+from eqxlint.syntax import parse_verdict
 from eqxlint.workers import DEFAULT_FILE_TIMEOUT, lint_in_workers
 
 if TYPE_CHECKING:
+    import ast
+
     from eqxlint.cache import Cache
     from eqxlint.notebook import Notebook
     from eqxlint.rules.base import Rule
@@ -369,12 +371,13 @@ class PlainText:
 def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] = None,
              path: Optional[Path] = None, source: TextSource = PlainText(),
              counts: Optional[dict[str, int]] = None,
-             cells: tuple[tuple[int, int], ...] = ()
+             cells: tuple[tuple[int, int], ...] = (), tree: "Optional[ast.Module]" = None
              ) -> tuple[str, int, list[Diagnostic], list[str]]:
     """Apply fixes until none is left; return (text, fixes applied, findings left, warnings).
 
     `counts`, when given, gets the number of fixes applied per code. `cells` (a
-    notebook's cell starts) hold for the text as given, not once it is fixed.
+    notebook's cell starts) and `tree` (the text's `ast`) hold for the text as given,
+    not once it is fixed.
     """
     counts = counts if counts is not None else {}
     from eqxlint.parse import lint_text, parses
@@ -389,7 +392,8 @@ def fix_text(text: str, display: str, settings: Settings, raw: Optional[bytes] =
         diagnostics = suppress(lint_text(current, display, rules,
                                          raw if current is text else None,
                                          settings.use_prefilter, path,
-                                         cells=cells if current is text else ()),
+                                         cells=cells if current is text else (),
+                                         tree=tree if current is text else None),
                                current, display, settings.per_file_ignores, settings.codes,
                                noqa_warnings)
         fixable = [d for d in diagnostics if _applicable(d, settings.unsafe_fixes)
@@ -520,14 +524,15 @@ def lint_bytes(data: bytes, display: str, settings: Settings, path: Optional[Pat
     # The pre-filter reads the code as UTF-8 bytes, not those of another encoding.
     raw = data if decoded.encoding in ("utf-8", "utf-8-sig") else None
     try:
-        refusal = None if notebook is not None else cpython_refusal(text, display)
-        if refusal is not None:
-            result.diagnostics = [refusal]
+        verdict = None if notebook is not None else parse_verdict(text, display)
+        if verdict is not None and verdict.refusal is not None:
+            result.diagnostics = [verdict.refusal]
         elif notebook is not None:
             _lint_notebook(result, notebook, settings, path)
         elif settings.fix:
-            new_text, applied, remaining, warnings = fix_text(text, display, settings, raw,
-                                                              path, counts=result.fixed_codes)
+            new_text, applied, remaining, warnings = fix_text(
+                text, display, settings, raw, path, counts=result.fixed_codes,
+                tree=verdict.tree if verdict is not None else None)
             result.fixed = applied
             result.diagnostics = remaining
             result.warnings = warnings
@@ -536,7 +541,8 @@ def lint_bytes(data: bytes, display: str, settings: Settings, path: Optional[Pat
             from eqxlint.parse import lint_text
 
             diagnostics = lint_text(text, display, settings.rule_classes(), raw,
-                                    settings.use_prefilter, path)
+                                    settings.use_prefilter, path,
+                                    tree=verdict.tree if verdict is not None else None)
             result.diagnostics = suppress(diagnostics, text, display, settings.per_file_ignores,
                                           settings.codes, result.warnings)
     except NotAnalysed as error:  # valid Python that libcst cannot parse: say so, not EQX000

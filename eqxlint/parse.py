@@ -6,6 +6,7 @@ libcst (most of such a run's cost).
 
 from __future__ import annotations
 
+import ast
 import bisect
 import os
 import threading
@@ -112,19 +113,27 @@ _WITHOUT_PROJECT_INDEX = os.environ.get("EQXLINT_NO_PROJECT_INDEX") == "1"
 def lint_text(text: str, display: str, rules: Sequence[type[Rule]],
               raw: Optional[bytes] = None, use_prefilter: bool = True,
               path: Optional[Path] = None, project: Optional[ProjectIndex] = None,
-              cells: tuple[tuple[int, int], ...] = ()) -> list[Diagnostic]:
+              cells: tuple[tuple[int, int], ...] = (), tree: Optional[ast.Module] = None
+              ) -> list[Diagnostic]:
     """All findings for one source text (before noqa and per-file ignores).
 
     `path` is where the text lives (or would): imports of the project's own modules
     are resolved from there, through `project` (the process's shared index by default).
     `cells`: for a notebook's joined text, where each code cell begins (row, cell number).
+    `tree`: the text's `ast` where the syntax check built it (it is not parsed again).
     """
-    data = prefilter_view(raw if raw is not None else text.encode("utf-8", "surrogatepass"))
+    source = raw if raw is not None else text.encode("utf-8", "surrogatepass")
+    data = prefilter_view(source)
+    if b"\x0c" in source:
+        tree = None  # the first looks read a leading form feed as gone: columns move
     index = (project or shared_index()) if path and not _WITHOUT_PROJECT_INDEX else None
     # Without an index nothing is learnt from imported modules: an empty view says so.
-    look = FirstLook(data, ImportedSources(index, path, data))
-    active = [rule for rule in rules
-              if rule.static and (not use_prefilter or _may_fire(rule, data, look))]
+    look = FirstLook(data, ImportedSources(index, path, data), tree)
+    try:
+        active = [rule for rule in rules
+                  if rule.static and (not use_prefilter or _may_fire(rule, data, look))]
+    finally:
+        look.release()
     if not active:
         return []
     shared = index is not None and path is not None and not cells

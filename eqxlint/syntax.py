@@ -1,12 +1,16 @@
 """CPython's own verdict on a file's syntax, before libcst sees it.
 
-Every file is checked here, also those the pre-filter spares from libcst: this
-costs about a tenth of a libcst parse. It also protects libcst: input that CPython
-refuses for its depth (`too many nested parentheses`) can overflow the stack of
-libcst's native parser, which kills the process instead of raising.
+Every file is checked here, also those the pre-filter spares from libcst. The
+verdict is that of CPython's parser (`ast.parse`), so an EQX000 means exactly
+"Python cannot parse this file", at the line and column CPython gives, as for a
+notebook's cells. The `ast` it builds is what the rules' first looks read next: a
+file is parsed by CPython once. (Errors that CPython raises only when it compiles a
+parsed file, such as `'return' outside function`, are not syntax errors to
+eqxlint: general linters report them, as Ruff's F706 does.)
 
-The verdict is `compile()`'s, so an EQX000 means exactly "Python would refuse to
-run this file", at the line and column CPython gives.
+It also protects libcst: input that CPython refuses for its depth (`too many nested
+parentheses`) can overflow the stack of libcst's native parser, which kills the
+process instead of raising.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import ast
 import re
 import sys
 import warnings
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 from eqxlint.diagnostics import Diagnostic, Location
 
@@ -26,25 +30,56 @@ SYNTAX_ERROR = "EQX000"
 _LINE_END = re.compile(r"\r\n|\r|\n")  # only these end a line for Python
 
 
-def cpython_refusal(text: str, display: str, top_level_await: bool = False
-                    ) -> Optional[Diagnostic]:
-    """EQX000 if CPython's compile() refuses `text`, else None."""
-    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if top_level_await else 0
+class Verdict(NamedTuple):
+    """What CPython's parser made of a text: its EQX000 (None if it parses) and its `ast`
+    (None if it was refused, or is newer syntax than this Python's `ast` builds)."""
+
+    refusal: Optional[Diagnostic]
+    tree: Optional[ast.Module]
+
+
+def parse_verdict(text: str, display: str) -> Verdict:
+    """CPython's parser on `text`: an EQX000 where it refuses the text, else its `ast`."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SyntaxWarning, DeprecationWarning: not ours
-            compile(text, display, "exec", flags=flags, dont_inherit=True)
+            return Verdict(None, ast.parse(text, display))
     except SyntaxError as error:  # IndentationError and TabError too
         if _newer_python_accepts(text, error):
-            return None  # e.g. `type X = ...` (3.12) read by eqxlint on 3.11: not an error
+            return Verdict(None, None)  # e.g. `type X = ...` (3.12) read on 3.11
         message = f"{type(error).__name__}: {error.msg}"
-        return syntax_diagnostic(text, display, message, error.lineno, error.offset)
+        return Verdict(syntax_diagnostic(text, display, message, error.lineno, error.offset),
+                       None)
+    except (RecursionError, MemoryError):
+        # Parsed, but too deep for the `ast` objects to be built (a sum of 10,000 terms):
+        # the parser alone decides, without building them.
+        return Verdict(_parser_refusal_without_ast(text, display), None)
+    except Exception as error:  # ValueError and kin on odd input: still a refusal
+        return Verdict(syntax_diagnostic(
+            text, display, f"could not be parsed: {type(error).__name__}: {error}", 1, 1), None)
+
+
+def cpython_refusal(text: str, display: str) -> Optional[Diagnostic]:
+    """EQX000 if CPython's parser refuses `text`, else None."""
+    return parse_verdict(text, display).refusal
+
+
+def _parser_refusal_without_ast(text: str, display: str) -> Optional[Diagnostic]:
+    """The verdict on a text that parsed but whose `ast` objects are too deep to build:
+    `compile()` reads it without building them. What it refuses then is a compiler's
+    refusal, not the parser's (the parser accepted the text)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(text, display, "exec", dont_inherit=True)
+    except SyntaxError:
+        return None
     except (RecursionError, MemoryError) as error:
         return syntax_diagnostic(
             text, display, f"could not be parsed: CPython's compiler gave up "
             f"({type(error).__name__}: {error})", 1, 1,
             hint="Split the deeply nested or very long expression")
-    except Exception as error:  # ValueError and kin on odd input: still a refusal
+    except Exception as error:
         return syntax_diagnostic(text, display,
                                  f"could not be parsed: {type(error).__name__}: {error}", 1, 1)
     return None
@@ -53,19 +88,10 @@ def cpython_refusal(text: str, display: str, top_level_await: bool = False
 def _newer_python_accepts(text: str, error: SyntaxError) -> bool:
     """Valid in a newer Python than the one running eqxlint (libcst knows its grammar)?
 
-    Only asked for files this interpreter refuses; never for nesting too deep for
-    libcst's native parser, which would crash instead of answering.
+    Only asked for files this interpreter's parser refuses; never for nesting too deep
+    for libcst's native parser, which would crash instead of answering.
     """
     if sys.version_info >= (3, 13) or "nested" in str(error.msg) or len(text) > 1_000_000:
-        return False
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ast.parse(text)
-        return False  # the grammar accepts it: a compiler's refusal (`return` outside a def)
-    except SyntaxError:
-        pass
-    except Exception:
         return False
     try:
         from eqxlint.parse import parse_module

@@ -1,5 +1,5 @@
 """Hostile and real inputs through the real CLI: no crash, no hang, no traceback, and
-EQX000 exactly where CPython's own compile() refuses the file.
+EQX000 exactly where CPython's own parser refuses the file.
 
     nice -n 10 python scripts/fuzz_engine.py --corpus /tmp/corpus --stdlib --generated 5000 --jobs 1
 
@@ -20,10 +20,11 @@ written four ways:
 The trigger words are taken from the rule modules' `triggers` (what `may_fire` looks
 for); the script checks that the spliced comment meets every rule's groups.
 
-The oracle is CPython: a file must have an EQX000 exactly when `compile()` of this
-interpreter refuses it, except for newer-Python syntax (eqxlint/syntax.py): a file that
-this interpreter's grammar refuses but a newer CPython compiles (python3.12/3.13 when
-installed; `--newer-python`) and libcst parses is analysed, not EQX000. For every EQX000
+The oracle is CPython: a file must have an EQX000 exactly when the parser of this
+interpreter (`ast.parse`; `compile()` where the `ast` is too deep to build) refuses it,
+except for newer-Python syntax (eqxlint/syntax.py): a file that this interpreter's
+grammar refuses but a newer CPython parses (python3.12/3.13 when installed;
+`--newer-python`) and libcst parses is analysed, not EQX000. For every EQX000
 the row must be CPython's. Many programs go to one eqxlint invocation (folders of
 `--chunk` files), each with a timeout that counts as a hang.
 
@@ -67,13 +68,13 @@ MUTATIONS: tuple[Optional[str], ...] = (
 
 
 def compile_refuses(path: Path) -> bool:
-    """What Python itself says: would `python path` refuse to compile this file?"""
+    """What Python itself says: would its parser refuse this file?"""
     return compile_verdict(path) is not None
 
 
 def compile_verdict(path: Path) -> Optional[tuple[str, Optional[int], bool]]:
-    """None if compile() accepts the file, else (message, row, whether the grammar
-    itself refuses it: ast.parse raises SyntaxError too)."""
+    """None if CPython's parser accepts the file, else (message, row, whether the grammar
+    itself refuses it rather than a limit: always true for a SyntaxError)."""
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -81,18 +82,20 @@ def compile_verdict(path: Path) -> Optional[tuple[str, Optional[int], bool]]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            compile(data, str(path), "exec", dont_inherit=True)
+            ast.parse(data)
     except SyntaxError as error:
-        grammar_refuses = True
+        return (f"{type(error).__name__}: {error.msg}", error.lineno, True)
+    except (RecursionError, MemoryError):
+        # Parsed, but its `ast` is too deep to build: compile() reads it without one.
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ast.parse(data)
-            grammar_refuses = False
-        except BaseException:
-            pass
-        return (f"{type(error).__name__}: {error.msg}", error.lineno, grammar_refuses)
-    except (ValueError, RecursionError, MemoryError, UnicodeError, LookupError) as error:
+                compile(data, str(path), "exec", dont_inherit=True)
+        except SyntaxError:
+            return None  # a compiler's refusal: the parser accepted the file
+        except (RecursionError, MemoryError) as error:
+            return (f"{type(error).__name__}: {error}", None, True)
+    except (ValueError, UnicodeError, LookupError) as error:
         return (f"{type(error).__name__}: {error}", None, True)
     return None
 
@@ -100,7 +103,7 @@ def compile_verdict(path: Path) -> Optional[tuple[str, Optional[int], bool]]:
 # --- other interpreters, asked in child processes -------------------------------------
 
 _NEWER_COMPILES = r"""
-import sys, json, warnings
+import ast, sys, json, warnings
 verdicts = {}
 for path in sys.stdin.read().split("\0"):
     if not path:
@@ -108,7 +111,7 @@ for path in sys.stdin.read().split("\0"):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            compile(open(path, "rb").read(), path, "exec", dont_inherit=True)
+            ast.parse(open(path, "rb").read(), path)
         verdicts[path] = True
     except BaseException:
         verdicts[path] = False

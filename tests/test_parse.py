@@ -68,3 +68,33 @@ def test_a_first_look_that_fails_costs_no_finding() -> None:
     expected = [(d.code, d.location.row) for d in lint_text(bad, "x.py", [rule])]
     assert expected
     assert [(d.code, d.location.row) for d in lint_text(bad, "x.py", [Failing])] == expected
+
+
+def test_the_first_looks_leave_no_cycle_holding_the_files_ast() -> None:
+    """Each file's `ast` is freed as soon as it is linted, not left to the garbage
+    collector: a cycle through it made the collector walk every tree (a tenth of a cold
+    run). Every rule's first look reads each example; with the collector off, nothing of
+    the tree may survive the lint."""
+    import ast
+    import gc
+    import weakref
+
+    from eqxlint.parse import lint_text
+
+    rules = [rule for rule in all_rules() if rule.static]
+    gc.collect()
+    gc.disable()
+    try:
+        for source in SOURCES:
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:
+                continue
+            walked = weakref.ref(tree.body[0]) if tree.body else None
+            whole = weakref.ref(tree)
+            lint_text(source, "example.py", rules, tree=tree)
+            del tree
+            assert whole() is None, source
+            assert walked is None or walked() is None, source
+    finally:
+        gc.enable()

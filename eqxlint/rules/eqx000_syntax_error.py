@@ -34,9 +34,12 @@ class SyntaxErrorRule(Rule):
     runtime = "None."
     real_error = "SyntaxError: '(' was never closed"
     known_limits = """
-        Every file is syntax-checked by CPython's `compile()` (the pre-filter spares files
-        from libcst, not from this check), so EQX000 appears exactly where Python itself
-        would refuse the file, at CPython's line and column. Also EQX000: a file that
+        Every file is syntax-checked by CPython's parser (the pre-filter spares files from
+        libcst, not from this check), so EQX000 appears exactly where Python itself cannot
+        parse the file, at CPython's line and column, as in a notebook's cells. What
+        CPython refuses only once it compiles a parsed file (`'return' outside function`,
+        `nonlocal x` at module level) is not EQX000: general linters report it (Ruff's
+        F706 and kin). Also EQX000: a file that
         crashes libcst's parser ("could not be parsed"), one that takes longer than its
         time budget or is over 4 million characters ("not analysed"). Valid Python that
         libcst cannot parse is a warning on stderr, not EQX000. Syntax of a newer Python

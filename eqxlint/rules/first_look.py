@@ -32,10 +32,12 @@ class FirstLook:
     (`ast`, many times cheaper than libcst; built once, for the first rule that asks)
     and the text of the project modules the file imports."""
 
-    def __init__(self, source: bytes, imported: Optional[ImportedSources] = None) -> None:
+    def __init__(self, source: bytes, imported: Optional[ImportedSources] = None,
+                 tree: Optional[ast.Module] = None) -> None:
+        """`tree`: the file's `ast`, where the syntax check has built it already."""
         self.source = source
         self.imported = imported
-        self._tree: Optional[ast.Module] = None
+        self._tree: Optional[ast.Module] = tree
         self._refused = False
         self._optax: Optional[frozenset[str]] = None
         self._calls: dict[str, list[ast.Call]] = {}
@@ -45,6 +47,19 @@ class FirstLook:
         self._newer_refused = False
         self._imports: Optional[dict[str, frozenset[str]]] = None
         self._text_imports: object = False  # not read yet
+
+    def release(self) -> None:
+        """Drop the `ast` and all that the rules learnt from it, once every rule has looked
+        (the look is not asked again). What they kept often refers back to the look or the
+        tree (a rule's flow keeps the look; the module keeps its own walk): cycles, which
+        would leave each file's whole tree for the garbage collector to walk and free."""
+        for tree in (self._tree, self._newer):
+            if tree is not None:
+                tree.__dict__.pop("_eqxlint_nodes", None)
+                tree.__dict__.pop("_eqxlint_blocks", None)
+        kept = {"source": self.source, "imported": self.imported}
+        self.__dict__.clear()
+        self.__dict__.update(kept)
 
     def optax_names(self) -> Optional[frozenset[str]]:
         """The optax names this file's code can spell as `optax.<name>`: the last part of
