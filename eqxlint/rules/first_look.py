@@ -171,17 +171,24 @@ def _parse(source: bytes) -> Optional[ast.Module]:
 _BRACKETED = rb"\[[^\[\]()]*(?:\[[^\[\]()]*\][^\[\]()]*)*\]"
 _TYPE_PARAMETERS = re.compile(rb"\b(def|class)([ \t]+\w+)[ \t]*" + _BRACKETED)
 _TYPE_ALIAS = re.compile(rb"(?m)^([ \t]*)type[ \t]+\w+[ \t]*(?:" + _BRACKETED + rb")?[ \t]*=(?!=)")
+_STRICT_BRACKETED = rb"\[(?=[ \t]*\*{0,2}[A-Za-z_])" + _BRACKETED[2:]
+_STRICT_TYPE_PARAMETERS = re.compile(rb"\b(def|class)([ \t]+\w+)[ \t]*" + _STRICT_BRACKETED)
+_STRICT_TYPE_ALIAS = re.compile(rb"(?m)^([ \t]*)type[ \t]+\w+[ \t]*(?:" + _STRICT_BRACKETED
+                                + rb")?[ \t]*=(?!=)")
 
 
-def without_type_parameters(source: bytes) -> bytes:
+def without_type_parameters(source: bytes, strict: bool = False) -> bytes:
     """The source with Python 3.12's type parameter lists dropped and `type X = v` written
     `_eqx_type_alias = v`, for an older `ast` (line numbers may move: first looks do not
     need them). Lists that hold parentheses are left alone (the parse then fails, and the
-    rule says yes)."""
+    rule says yes). `strict`: only lists that begin as type parameters do (`[T`, `[*Ts`,
+    `[**P`), so that what parses after the rewrite was valid 3.12 code before it."""
     if b"[" not in source and b"type" not in source:
         return source
-    source = _TYPE_PARAMETERS.sub(rb"\1\2", source)
-    return _TYPE_ALIAS.sub(rb"\1_eqx_type_alias =", source)
+    parameters, alias = (_STRICT_TYPE_PARAMETERS, _STRICT_TYPE_ALIAS) if strict else \
+        (_TYPE_PARAMETERS, _TYPE_ALIAS)
+    source = parameters.sub(rb"\1\2", source)
+    return alias.sub(rb"\1_eqx_type_alias =", source)
 
 
 def _optax_names(tree: ast.Module, look: FirstLook) -> frozenset[str]:
