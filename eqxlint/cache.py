@@ -20,6 +20,7 @@ from eqxlint.diagnostics import Diagnostic, Edit, Fix, Location
 from eqxlint.files import read_source, replace_through_temporary
 
 CACHE_DIR_NAME = ".eqxlint_cache"
+LAYOUT_NAME = "project-layout"  # not *.json: no findings entry
 
 
 def fingerprint(rule_codes: list[str], per_file_ignores: dict[str, list[str]],
@@ -69,6 +70,33 @@ class Cache:
                                       + b"\n" + body, "tmp", ".tmp")
         except OSError:
             pass  # a cache that cannot be written is only slower
+
+
+    # What the project index saw of the file system in the last run: its dependency
+    # digests serve the next run's lookups when nothing it saw has changed.
+    def read_layout(self) -> Optional[object]:
+        try:
+            raw = read_source(os.path.join(self._folder, LAYOUT_NAME))
+        except OSError:
+            return None
+        checksum, _, body = raw.partition(b"\n")
+        if checksum != hashlib.sha256(body).hexdigest().encode():
+            return None
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            return None
+
+    def write_layout(self, record: dict) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _ignore_in_git(self.folder.parent)
+            body = json.dumps(record, separators=(",", ":")).encode("utf-8", "surrogatepass")
+            replace_through_temporary(os.path.join(self._folder, LAYOUT_NAME),
+                                      hashlib.sha256(body).hexdigest().encode() + b"\n" + body,
+                                      "tmp", ".tmp")
+        except (OSError, ValueError):
+            pass  # only slower next time
 
 
 def _ignore_in_git(folder: Path) -> None:

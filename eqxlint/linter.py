@@ -644,6 +644,12 @@ def lint_paths(files: Sequence[Path], settings: Settings, write: bool, jobs: int
     displays = [display_path(path, settings.root) for path in files]
     cache = settings.cache()
     if cache is not None:
+        from eqxlint.semantics.project import shared_index
+
+        index = shared_index()
+        layout = cache.read_layout()
+        if layout is not None:
+            index.adopt_layout(layout)
         misses = []
         for path, display in zip(files, displays):
             try:
@@ -657,6 +663,8 @@ def lint_paths(files: Sequence[Path], settings: Settings, write: bool, jobs: int
                 misses.append((path, display))
             else:
                 yield FileResult(display, diagnostics=cached)
+        if index.layout_grew:
+            cache.write_layout(index.layout_record())
         files, displays = [m[0] for m in misses], [m[1] for m in misses]
     if not files:
         return

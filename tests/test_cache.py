@@ -135,3 +135,26 @@ def test_a_fifo_in_place_of_an_entry_is_a_miss(project: Path) -> None:
         os.mkfifo(entry)
     completed = run_subprocess(".", "--output-format", "json", cwd=project)
     assert json.loads(completed.stdout) == cold
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"not json", b"[]", b'{"listings": 1, "stamps": {}, "digests": {}}',
+    b'{"listings": {}, "stamps": {}, "digests": {"no separator": "x"}}',
+    b"[" * 100_000 + b"]" * 100_000,
+])
+def test_a_damaged_project_layout_record_is_ignored(project: Path, body: bytes) -> None:
+    """The record of what the last run saw of the project (the dependency digests'
+    shortcut) is trusted only whole and checked: anything else is recomputed."""
+    import hashlib
+
+    (project / "helper.py").write_text("import equinox as eqx\n")
+    (project / "m0.py").write_text("from helper import eqx\n" + BUGGY)
+    cold = _json(project)
+    records = list((project / ".eqxlint_cache").rglob("project-layout"))
+    assert records
+    for checksum in (False, True):
+        records[0].write_bytes((hashlib.sha256(body).hexdigest().encode() + b"\n" if checksum
+                                else b"") + body)
+        assert _json(project) == cold
+    (project / "helper.py").write_text("import equinox as eqx\n\n")
+    assert _json(project) == cold

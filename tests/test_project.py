@@ -10,6 +10,7 @@ code pasted into one file. The linter reads the source; it never imports it.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -188,6 +189,24 @@ def test_the_cache_rechecks_a_file_when_a_module_it_imports_changes(project: Pat
     after = _statements(_findings(project, "scripts/train.py", cache=True), project)
     assert ("train.py", "opt_state = optim.init(model)", "EQX102") not in after
     assert ("train.py", "updates, opt_state = optim.update(grads, opt_state)", "EQX103") in after
+
+
+def test_the_cache_rechecks_a_file_when_an_import_now_finds_another_module(
+        project: Path) -> None:
+    """A warm run reuses the last run's dependency digests only while every folder it
+    listed and every file it read are unchanged: a new module beside the script, which
+    the script's import now finds first, makes the findings those of a cold run."""
+    first = _statements(_findings(project, "scripts/train.py", cache=True), project)
+    assert ("train.py", "opt_state = optim.init(model)", "EQX102") in first
+    assert list((project / ".eqxlint_cache").rglob("project-layout"))
+    shadow = project / "scripts" / "cnnproj"
+    shutil.copytree(project / "src" / "cnnproj", shadow)
+    model = shadow / "model.py"
+    model.write_text(model.read_text(encoding="utf-8").replace("eqx.nn.MaxPool2d(2),\n", "")
+                     .replace("jax.nn.relu, jnp.ravel, ", ""), encoding="utf-8")
+    warm = _statements(_findings(project, "scripts/train.py", cache=True), project)
+    assert warm == _statements(_findings(project, "scripts/train.py"), project)
+    assert ("train.py", "opt_state = optim.init(model)", "EQX102") not in warm
 
 
 def test_relative_imports_above_the_package_and_cycles_do_not_break_the_run(

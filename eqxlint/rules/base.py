@@ -149,14 +149,17 @@ class Rule:
         """
         if not cls.static:
             return False
+        # The file's own text first, every group: the project modules are read only when
+        # it alone cannot say no.
+        unmet: list[list[bytes]] = []
         for group in cls.triggers:
             needles = [needle for needle in group if needle != PROJECT_IMPORT]
             if any(trigger_matches(needle, source) for needle in needles):
                 continue
-            if PROJECT_IMPORT in group and mentioned_in_project(source, look, *needles):
-                continue
-            return False
-        return True
+            if PROJECT_IMPORT not in group:
+                return False
+            unmet.append(needles)
+        return all(mentioned_in_project(source, look, *needles) for needles in unmet)
 
 
 @dataclass

@@ -38,6 +38,7 @@ LIBRARIES = frozenset({
     "omegaconf", "yaml", "tensorflow", "tensorflow_datasets", "pytest", "__future__",
 })
 MAX_FILE_BYTES = 2_000_000  # a dependency bigger than this is not read
+MAX_RECORDED_DIGESTS = 50_000  # an older run's digests carried into the next record
 REMEMBERED_LINTED_FILES = 128
 
 # Import statements, found in bytes without parsing (for cache keys).
@@ -72,6 +73,12 @@ class ProjectIndex:
         self._views: dict[Path, tuple[str, bytes]] = {}
         self._direct: dict[Path, tuple[str, list[Path]]] = {}  # imports of one file
         self._listings: dict[str, frozenset[str]] = {}  # folder -> its entries
+        self._files: dict[str, bool] = {}  # path -> whether it is a file
+        # What this run saw of the file system, for the next run (see layout_record).
+        self._stamps: dict[str, Optional[tuple[int, ...]]] = {}  # file read -> its stat
+        self._digests_of: dict[tuple[str, str], str] = {}  # (importer, its bytes' sha) ->
+        self._adopted: Optional[dict] = None  # a verified record of an earlier run
+        self.layout_grew = False  # a digest was computed that no record held
         # Imported texts (ids) -> (the texts, joined, needle -> found): see mentioned().
         self._mentions: dict[tuple[int, ...], tuple[tuple[bytes, ...], bytes, dict]] = {}
         self._linted: OrderedDict[tuple[Path, str], "Semantics"] = OrderedDict()
@@ -107,6 +114,10 @@ class ProjectIndex:
         self._dependencies.clear()
         self._direct.clear()
         self._listings.clear()
+        self._files.clear()
+        self._stamps.clear()
+        self._digests_of.clear()
+        self._adopted = None
         self._texts.clear()
         self._views.clear()
         self._mentions.clear()
@@ -117,20 +128,29 @@ class ProjectIndex:
 
     def root_of(self, folder: Path) -> Path:
         """The project root above `folder`: the nearest folder with a project marker."""
-        cached = self._roots.get(folder)
-        if cached is not None:
-            return cached
-        here = folder
-        found = folder
+        # Every folder walked through is remembered: the files of a tree share their roots.
+        walked: list[Path] = []
+        here, found = folder, None
         while True:
-            if any((here / marker).exists() for marker in ROOT_MARKERS):
+            known = self._roots.get(here)
+            if known is not None:
+                found = known if self._is_root(known) else None
+                break
+            walked.append(here)
+            if self._is_root(here):
                 found = here
                 break
             if here.parent == here:
                 break
             here = here.parent
-        self._roots[folder] = found
-        return found
+        for passed in walked:
+            self._roots[passed] = found if found is not None else passed
+        return found if found is not None else folder
+
+    def _is_root(self, folder: Path) -> bool:
+        """Does `folder` hold a project marker? (Read from its listing, kept per folder.)"""
+        entries = self._listing(str(folder))
+        return any(marker in entries for marker in ROOT_MARKERS)
 
     def search_folders(self, importer: Path) -> list[Path]:
         folder = importer.parent
@@ -192,15 +212,41 @@ class ProjectIndex:
 
     def _module_below(self, base: Path, parts: tuple[str, ...], relative: bool
                       ) -> Optional[tuple[Path, tuple[str, ...]]]:
+        """The longest prefix of `parts` that is a module file below `base`, and the rest
+        (with `relative`, `base/__init__.py` itself when no prefix is). Each prefix is
+        asked once: `from m import a, b, c` finds `m` once, then only asks whether `a`,
+        `b`, `c` are submodules."""
         key = (base, parts if not relative else ("",) + parts)
-        if key not in self._modules:
-            self._modules[key] = _longest_module(base, list(parts), relative, self._is_file)
-        return self._modules[key]
+        known = self._modules.get(key, False)
+        if known is not False:
+            return known  # type: ignore[return-value]
+        found: Optional[tuple[Path, tuple[str, ...]]] = None
+        if parts:
+            folder = os.path.join(str(base), *parts[:-1])
+            for candidate in (os.path.join(folder, parts[-1] + ".py"),
+                              os.path.join(folder, parts[-1], "__init__.py")):
+                if self._is_file(candidate):
+                    found = Path(candidate), ()
+                    break
+            else:
+                shorter = self._module_below(base, parts[:-1], relative)
+                if shorter is not None:
+                    found = shorter[0], shorter[1] + (parts[-1],)
+        elif relative:
+            package = os.path.join(str(base), "__init__.py")
+            if self._is_file(package):
+                found = Path(package), ()
+        self._modules[key] = found
+        return found
 
     def _is_file(self, path: str) -> bool:
-        """`os.path.isfile(path)`, from one listing per folder (imports ask about many names)."""
-        folder, name = os.path.split(path)
-        return name in self._listing(folder) and os.path.isfile(path)
+        """`os.path.isfile(path)`, from one listing per folder (imports ask about many names),
+        kept as the listings are (forget_layout drops both)."""
+        known = self._files.get(path)
+        if known is None:
+            folder, name = os.path.split(path)
+            known = self._files[path] = name in self._listing(folder) and os.path.isfile(path)
+        return known
 
     def _listing(self, folder: str) -> frozenset[str]:
         entries = self._listings.get(folder)
@@ -221,8 +267,10 @@ class ProjectIndex:
         try:
             status = path.stat()
         except OSError:
+            self._stamps[str(path)] = None
             return None
         stamp = (status.st_mtime_ns, status.st_size)
+        self._stamps[str(path)] = _stat_stamp(status)
         known = self._texts.get(path)
         if known is not None and known[0] == stamp:
             return known[1]
@@ -373,11 +421,70 @@ class ProjectIndex:
         return answers[needle]
 
     def digest_of_dependencies(self, importer: Path, data: bytes) -> bytes:
-        """What the findings of `importer` depend on besides its own bytes."""
-        parts = []
-        for path in self.dependencies(importer, data):
-            parts.append(f"{path}\0{self._digest(path)}")
-        return "\n".join(parts).encode("utf-8", "surrogatepass")
+        """What the findings of `importer` depend on besides its own bytes: a hash of the
+        paths and contents of the project files it imports, directly or not (taken from an
+        earlier run's record when nothing it saw has changed since: see adopt_layout)."""
+        key = (os.path.abspath(importer), hashlib.sha256(data).hexdigest())
+        known = self._digests_of.get(key)
+        if known is None:
+            self.layout_grew = True
+            parts = []
+            for path in self.dependencies(importer, data):
+                parts.append(f"{path}\0{self._digest(path)}")
+            known = self._digests_of[key] = hashlib.sha256(
+                "\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+        return known.encode()
+
+    # -- what a run saw, for the next run ---------------------------------------
+
+    def layout_record(self) -> dict:
+        """What resolving imports and digesting dependencies read of the file system in
+        this run (each folder listed, by a hash of its entries; each file read, by its
+        stat), with the dependency digests computed from it. Every answer of the index
+        comes from these listings and files: where none has changed, the digests hold."""
+        record = self._adopted or {"listings": {}, "stamps": {}, "digests": {}}
+        listings = dict(record["listings"])
+        listings.update((folder, _listing_hash(entries))
+                        for folder, entries in self._listings.items())
+        stamps = dict(record["stamps"])
+        stamps.update((path, list(stamp) if stamp is not None else None)
+                      for path, stamp in self._stamps.items())
+        digests = dict(record["digests"]) if len(record["digests"]) < MAX_RECORDED_DIGESTS \
+            else {}
+        digests.update((f"{importer}\0{sha}", digest)
+                       for (importer, sha), digest in self._digests_of.items())
+        return {"listings": listings, "stamps": stamps, "digests": digests}
+
+    def adopt_layout(self, record: object) -> bool:
+        """Take an earlier run's dependency digests if every folder listing and file stat
+        it recorded is still the same (then every import resolves as it did and every
+        dependency has the bytes it had); else nothing. True if taken."""
+        try:
+            listings, stamps, digests = (record["listings"], record["stamps"],  # type: ignore[index]
+                                         record["digests"])  # type: ignore[index]
+            if not all(isinstance(value, dict) for value in (listings, stamps, digests)):
+                return False
+            for folder, expected in listings.items():
+                if _listing_hash(self._listing(folder)) != expected:
+                    return False
+            for path, expected in stamps.items():
+                try:
+                    stamp: Optional[list[int]] = list(_stat_stamp(os.stat(path)))
+                except OSError:
+                    stamp = None
+                if stamp != expected:
+                    return False
+            known = {}
+            for key, digest in digests.items():
+                importer, _, sha = key.partition("\0")
+                if not isinstance(digest, str) or not sha:
+                    return False
+                known[(importer, sha)] = digest
+        except (KeyError, TypeError, AttributeError):
+            return False
+        self._digests_of.update(known)
+        self._adopted = {"listings": listings, "stamps": stamps, "digests": digests}
+        return True
 
     def _digest(self, path: Path) -> Optional[str]:
         if path not in self._digests:
@@ -445,6 +552,17 @@ class ImportedSources:
         if self._index is None:
             return any(matches(needle, text) for text in sources)
         return self._index.mentioned(tuple(sources), needle, matches)
+
+
+def _stat_stamp(status: os.stat_result) -> tuple[int, ...]:
+    """What tells a file changed without reading it: any write moves its ctime, which no
+    tool sets back (an mtime can be), and a file replaced by another has a new inode."""
+    return (status.st_mtime_ns, status.st_ctime_ns, status.st_size, status.st_ino)
+
+
+def _listing_hash(entries: Iterable[str]) -> str:
+    return hashlib.sha256("\0".join(sorted(entries)).encode("utf-8", "surrogatepass")
+                          ).hexdigest()
 
 
 _SHARED: Optional[ProjectIndex] = None
@@ -518,23 +636,3 @@ def _import_statements(data: bytes) -> Iterator["re.Match[bytes]"]:
             yield match
             end = match.end()
             position = max(position, end)
-
-
-def _longest_module(base: Path, parts: list[str], allow_package_itself: bool = False,
-                    is_file: Callable[[str], bool] = os.path.isfile
-                    ) -> Optional[tuple[Path, tuple[str, ...]]]:
-    """The longest prefix of `parts` that is a module file below `base`, and the rest.
-
-    Works on strings (`os.path`): imports ask this thousands of times per run."""
-    root = str(base)
-    for length in range(len(parts), 0, -1):
-        folder = os.path.join(root, *parts[:length - 1]) if length > 1 else root
-        stem = parts[length - 1]
-        for candidate in (os.path.join(folder, stem + ".py"),
-                          os.path.join(folder, stem, "__init__.py")):
-            if is_file(candidate):
-                return Path(candidate), tuple(parts[length:])
-    package = os.path.join(root, "__init__.py")
-    if allow_package_itself and is_file(package):
-        return Path(package), tuple(parts)
-    return None
