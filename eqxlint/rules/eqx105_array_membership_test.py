@@ -233,13 +233,14 @@ class ArrayMembershipTest(Rule):
         `not in` against a name, a call, or a list, tuple or set of attribute paths.
 
         Sound: the check looks at nothing else; which names and calls hold arrays is
-        left to it. First the text: the `in`, and such a call (the imports read from the
+        left to it. First the text: the `in`, the callee's own name (`filter`, `map`, ...:
+        an alias is still imported under it), and such a call (the imports read from the
         text, a superset) whose brackets hold a lambda and an `in`, or the name of a
         module-level def followed by an `in`; brackets holding a string or a comment
         (which may hide a bracket) are taken to hold both. A file neither the text nor
         `ast` can read says yes.
         """
-        if not super().may_fire(source, look):
+        if not super().may_fire(source, look) or _CALLEE_WORD.search(source) is None:
             return False
         look = look or FirstLook(source)
         table = look.text_imports()
@@ -369,6 +370,10 @@ def _is_module_field(semantics: Semantics, site: CallSite, element: cst.BaseExpr
 
 
 _CALL_NAME = re.compile(rb"[A-Za-z_\x80-\xff][\w\x80-\xff]*")
+# However a callee is imported or aliased, its own name is spelled somewhere in the file
+# (`eqx.filter`, `from jax.tree_util import tree_map as tm`, `jax.tree.map`).
+_CALLEE_WORD = re.compile(rb"\b(?:" + b"|".join(sorted({re.escape(qual.rsplit(".", 1)[-1].encode())
+                                                       for qual in LEAF_CALLBACKS})) + rb")\b")
 _MODULE_DEF = re.compile(rb"(?m)^(?:async[ \t]+)?def[ \t]+([A-Za-z_\x80-\xff][\w\x80-\xff]*)")
 
 

@@ -90,7 +90,10 @@ class FirstLook:
 
     def text_imports(self) -> Optional[dict[str, frozenset[str]]]:
         """The import table read from the text (see text_import_table): a superset of
-        imports(), without parsing the file; None when the text cannot tell."""
+        imports(), without parsing the file; None when the text cannot tell. Where the
+        file's `ast` is built already (the syntax check's), its exact table instead."""
+        if self._tree is not None:
+            return self.imports()
         if self._text_imports is False:
             self._text_imports = text_import_table(self.source)
         return self._text_imports  # type: ignore[return-value]
