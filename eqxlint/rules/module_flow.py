@@ -84,6 +84,9 @@ class ModuleFlow:
         self._answers: dict[tuple[str, str], tuple[bool, frozenset[int]]] = {}
         self._open: set[tuple[str, str]] = set()
         self._cycle = False
+        self._held: dict[int, bool] = {}  # by id of a node of `tree`: see holds
+        self._yes: set[tuple[str, str]] = set()  # questions answered yes inside a cycle
+        self._positioned: dict[int, frozenset[int]] = {}
         self._budget = _FLOW_BUDGET
 
     # -- collection ------------------------------------------------------------
@@ -280,8 +283,13 @@ class ModuleFlow:
         answer = (held, frozenset(positions))
         if not self._cycle:
             self._answers[key] = answer
+        elif held:
+            self._yes.add(key)  # a yes stands (the positions may still grow)
         self._cycle = outer or self._cycle
         return answer
+
+    def _asked_yes(self, key: tuple[str, str]) -> bool:
+        return key in self._yes or self._ask(key)[0]
 
     def _bound(self, bindings: list[tuple[ast.expr, Optional[int]]]) -> tuple[bool, set[int]]:
         held, positions = False, set()
@@ -355,17 +363,33 @@ class ModuleFlow:
             any(self.holds(keyword.value) for keyword in call.keywords)
 
     def holds(self, node: ast.expr) -> bool:
-        """Whether `node` may hold an Equinox module (or a container of one)."""
+        """Whether `node` may hold an Equinox module (or a container of one). Kept per node:
+        a yes always (more of the fixpoint only adds), a no if no open question fed it."""
+        key = id(node)
+        known = self._held.get(key)
+        if known is not None:
+            return known
+        outer, self._cycle = self._cycle, False
+        try:
+            held = self._holds(node)
+        finally:
+            cycle = self._cycle
+            self._cycle = outer or cycle
+        if held or not cycle:
+            self._held[key] = held
+        return held
+
+    def _holds(self, node: ast.expr) -> bool:
         kind = type(node)
         if kind is ast.Name:
             name = node.id  # type: ignore[attr-defined]
-            if self._ask(("name", name))[0]:
+            if self._asked_yes(("name", name)):
                 return True
             return any(self.is_project(qual) for qual in self.quals(node))
         if kind is ast.Attribute:
             value = node.value  # type: ignore[attr-defined]
             if type(value) is ast.Name and value.id == "self":  # type: ignore[attr-defined]
-                return self._ask(("attr", node.attr))[0]  # type: ignore[attr-defined]
+                return self._asked_yes(("attr", node.attr))  # type: ignore[attr-defined]
             return any(self.is_project(qual) for qual in self.quals(node))
         if kind is ast.Tuple or kind is ast.List:
             elements = node.elts  # type: ignore[attr-defined]
@@ -385,7 +409,23 @@ class ModuleFlow:
         return False
 
     def positions(self, node: ast.expr) -> set[int]:
-        """The positions at which `node`, if it is a tuple or list, may hold a module."""
+        """The positions at which `node`, if it is a tuple or list, may hold a module (kept
+        per node when no open question fed the answer)."""
+        key = id(node)
+        known = self._positioned.get(key)
+        if known is not None:
+            return set(known)
+        outer, self._cycle = self._cycle, False
+        try:
+            found = self._positions(node)
+        finally:
+            cycle = self._cycle
+            self._cycle = outer or cycle
+        if not cycle:
+            self._positioned[key] = frozenset(found)
+        return found
+
+    def _positions(self, node: ast.expr) -> set[int]:
         kind = type(node)
         if kind is ast.Tuple or kind is ast.List:
             elements = node.elts  # type: ignore[attr-defined]
@@ -413,7 +453,7 @@ class ModuleFlow:
             name = func.id
             if name in ("list", "tuple") and call.args and self.holds(call.args[0]):
                 return True
-            if name in self._returns and self._ask(("return", name))[0]:
+            if name in self._returns and self._asked_yes(("return", name)):
                 return True
         for qual in self.quals(func):
             if _is_equinox_nn(qual) or qual.startswith("<local>.") or \
