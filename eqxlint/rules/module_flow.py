@@ -7,7 +7,7 @@ import ast
 import re
 from typing import Optional, Union
 
-from eqxlint.rules.first_look import FirstLook
+from eqxlint.rules.first_look import FirstLook, trigger_matches
 
 # Calls whose result the semantics follows from an argument (eqx.combine, tree_map over
 # a filtered tree, eqx.tree_at, inference_mode, copy, ...): a module in an argument may
@@ -75,6 +75,7 @@ class ModuleFlow:
                                            Optional[ast.expr], Optional[str], int]]] = {}
         self._callers: dict[str, list[ast.Call]] = {}
         self._project: dict[str, bool] = {}
+        self._project_modules: Optional[bool] = None
         self._defined: dict[str, bool] = {}
         self._quals: dict[int, set[str]] = {}  # by id of a node of `tree`, which lives on
         self._collect(tree)
@@ -204,11 +205,28 @@ class ModuleFlow:
         head = node.id  # type: ignore[attr-defined]
         rest = ".".join(reversed(parts))
         found = {f"{target}.{rest}" if rest else target for target in self.imports.get(head, ())}
-        if not rest and head in self.class_names:
+        if not rest and head in self.classes_with_bases:  # no base: never an Equinox module
             found.add("<local>." + head)
         return found
 
     def is_project(self, qual: str) -> bool:
+        """Could `qual` name something a project file defines (ProjectIndex.definition)
+        that is, builds or holds an Equinox module? Not where no project module the file
+        imports, however indirectly, spells `equinox`: a module's class derives from
+        `equinox.Module` through a chain of imports that does (a class of a third-party
+        library is unknown to the semantics). A project function may still hand back a
+        module it is given (see _call_holds)."""
+        return self.from_project(qual) and self._project_may_hold_modules()
+
+    def _project_may_hold_modules(self) -> bool:
+        if self._project_modules is None:
+            imported = self.look.imported if self.look is not None else None
+            self._project_modules = imported is None or \
+                imported.mention(b"equinox", trigger_matches) or \
+                (b"equinox" in self.look.source and imported.imports_back())  # type: ignore[union-attr]
+        return self._project_modules
+
+    def from_project(self, qual: str) -> bool:
         """Could `qual` name something a project file defines (ProjectIndex.definition)?"""
         if qual.startswith("<local>."):
             return False
@@ -459,6 +477,8 @@ class ModuleFlow:
             if _is_equinox_nn(qual) or qual.startswith("<local>.") or \
                     self._project_class(qual, True):
                 return True
+            if self.from_project(qual) and self.defines(qual, True) and self.call_passes(call):
+                return True  # a project function may return what it is given
             if (qual in _FLOWING_CALLS or qual == _PARTITION) and self.call_passes(call):
                 return True
         return False
