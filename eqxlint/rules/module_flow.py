@@ -87,6 +87,8 @@ class ModuleFlow:
         self._cycle = False
         self._held: dict[int, bool] = {}  # by id of a node of `tree`: see holds
         self._yes: set[tuple[str, str]] = set()  # questions answered yes inside a cycle
+        self._assumed: set[tuple[str, str]] = set()  # questions met open (taken for no)
+        self._tainted: dict[tuple[str, str], tuple[bool, frozenset[int]]] = {}
         self._positioned: dict[int, frozenset[int]] = {}
         self._budget = _FLOW_BUDGET
 
@@ -274,16 +276,23 @@ class ModuleFlow:
     # -- the fixpoint ----------------------------------------------------------
 
     def _ask(self, key: tuple[str, str]) -> tuple[bool, frozenset[int]]:
-        """The least fixpoint, by depth-first search: an open question counts as no."""
+        """The least fixpoint, by depth-first search: an open question counts as no.
+
+        An answer found while a question it depends on was open is kept aside, not
+        forgotten: once the outermost question is answered, if every question that was
+        met open ended a plain no (what it was taken for), all those answers are exact
+        (a fixed point no greater than the least one is the least one) and kept."""
         known = self._answers.get(key)
         if known is not None:
             return known
         if key in self._open:
             self._cycle = True
-            return False, frozenset()
+            self._assumed.add(key)
+            return _NO
         self._budget -= 1
         if self._budget < 0 or len(self._open) > _FLOW_DEPTH:
             raise FlowTooDeep
+        outermost = not self._open
         outer, self._cycle = self._cycle, False
         self._open.add(key)
         try:
@@ -296,14 +305,27 @@ class ModuleFlow:
                 values = self._returns.get(name, [])
                 held = any(self.holds(value) for value in values)
                 positions = set().union(*(self.positions(value) for value in values))
+        except BaseException:
+            if outermost:
+                self._assumed.clear()
+                self._tainted.clear()
+            raise
         finally:
             self._open.discard(key)
         answer = (held, frozenset(positions))
         if not self._cycle:
             self._answers[key] = answer
-        elif held:
-            self._yes.add(key)  # a yes stands (the positions may still grow)
+        else:
+            if held:
+                self._yes.add(key)  # a yes stands (the positions may still grow)
+            self._tainted[key] = answer
         self._cycle = outer or self._cycle
+        if outermost:
+            if all((self._answers.get(assumed) or self._tainted.get(assumed)) == _NO
+                   for assumed in self._assumed):
+                self._answers.update(self._tainted)
+            self._assumed.clear()
+            self._tainted.clear()
         return answer
 
     def _asked_yes(self, key: tuple[str, str]) -> bool:
@@ -482,6 +504,9 @@ class ModuleFlow:
             if (qual in _FLOWING_CALLS or qual == _PARTITION) and self.call_passes(call):
                 return True
         return False
+
+
+_NO: tuple[bool, frozenset[int]] = (False, frozenset())
 
 
 # Nodes without children that matter: names, constants, contexts, operators.
