@@ -43,12 +43,8 @@ class Cache:
 
     def get(self, display: str, data: bytes) -> Optional[list[Diagnostic]]:
         """The findings stored for this file's bytes, or None (a miss)."""
-        try:
-            raw = read_source(self._entry_name(display, data))
-        except OSError:
-            return None
-        checksum, _, body = raw.partition(b"\n")
-        if checksum != hashlib.sha256(body).hexdigest().encode():
+        body = _read_checked(self._entry_name(display, data))
+        if body is None:
             return None
         if body == b"[]":
             return []  # most files: no findings, nothing to decode
@@ -61,26 +57,24 @@ class Cache:
             return None
 
     def put(self, display: str, data: bytes, diagnostics: list[Diagnostic]) -> None:
-        entry = Path(self._entry_name(display, data))
+        self._write_checked(self._entry_name(display, data),
+                            json.dumps([_dump(d) for d in diagnostics]).encode())
+
+    def _write_checked(self, name: str, body: bytes) -> None:
+        """Write `body` under its SHA-256 (what _read_checked verifies), atomically."""
         try:
-            entry.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(name), exist_ok=True)
             _ignore_in_git(self.folder.parent)
-            body = json.dumps([_dump(d) for d in diagnostics]).encode()
-            replace_through_temporary(str(entry), hashlib.sha256(body).hexdigest().encode()
+            replace_through_temporary(name, hashlib.sha256(body).hexdigest().encode()
                                       + b"\n" + body, "tmp", ".tmp")
         except OSError:
             pass  # a cache that cannot be written is only slower
 
-
     # What the project index saw of the file system in the last run: its dependency
     # digests serve the next run's lookups when nothing it saw has changed.
     def read_layout(self) -> Optional[object]:
-        try:
-            raw = read_source(os.path.join(self._folder, LAYOUT_NAME))
-        except OSError:
-            return None
-        checksum, _, body = raw.partition(b"\n")
-        if checksum != hashlib.sha256(body).hexdigest().encode():
+        body = _read_checked(os.path.join(self._folder, LAYOUT_NAME))
+        if body is None:
             return None
         try:
             return json.loads(body)
@@ -89,14 +83,23 @@ class Cache:
 
     def write_layout(self, record: dict) -> None:
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            _ignore_in_git(self.folder.parent)
             body = json.dumps(record, separators=(",", ":")).encode("utf-8", "surrogatepass")
-            replace_through_temporary(os.path.join(self._folder, LAYOUT_NAME),
-                                      hashlib.sha256(body).hexdigest().encode() + b"\n" + body,
-                                      "tmp", ".tmp")
-        except (OSError, ValueError):
-            pass  # only slower next time
+        except ValueError:
+            return  # only slower next time
+        self._write_checked(os.path.join(self._folder, LAYOUT_NAME), body)
+
+
+def _read_checked(name: str) -> Optional[bytes]:
+    """The body of a file written by _write_checked, or None (missing, unreadable, not a
+    regular file, or not the body its checksum line names)."""
+    try:
+        raw = read_source(name)
+    except OSError:
+        return None
+    checksum, _, body = raw.partition(b"\n")
+    if checksum != hashlib.sha256(body).hexdigest().encode():
+        return None
+    return body
 
 
 def _ignore_in_git(folder: Path) -> None:

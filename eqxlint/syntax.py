@@ -85,28 +85,17 @@ def _parser_refusal_without_ast(text: str, display: str) -> Optional[Diagnostic]
     return None
 
 
-def _parses(source: bytes) -> bool:
-    """Whether CPython's grammar accepts `source` (False also when too deep to tell)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ast.parse(source)
-        return True
-    except Exception:
-        return False
-
-
 def _type_parameters_are_all_that_is_newer(text: str) -> bool:
     """Whether the text parses once its type parameter lists and `type` aliases (PEP 695,
     the commonest newer syntax) are rewritten away: valid 3.12 code, told without the
     libcst parse that _newer_python_accepts needs (a tenth of a cold run otherwise)."""
     if sys.version_info >= (3, 12):
         return False
-    from eqxlint.rules.first_look import without_type_parameters
+    from eqxlint.rules.first_look import parse_quietly, without_type_parameters
 
     source = text.encode("utf-8", "surrogatepass")
     rewritten = without_type_parameters(source, strict=True)
-    return rewritten != source and _parses(rewritten)
+    return rewritten != source and parse_quietly(rewritten) is not None
 
 
 def _newer_python_accepts(text: str, error: SyntaxError) -> bool:

@@ -150,18 +150,19 @@ class FirstLook:
         must not see that tree asks with `newer_syntax=False`.
         """
         if self._tree is None and not self._refused:
-            self._tree = _parse(self.source)
+            self._tree = parse_quietly(self.source)
             self._refused = self._tree is None
         if self._tree is not None or not newer_syntax:
             return self._tree
         if self._newer is None and not self._newer_refused:
             rewritten = without_type_parameters(self.source)
-            self._newer = _parse(rewritten) if rewritten != self.source else None
+            self._newer = parse_quietly(rewritten) if rewritten != self.source else None
             self._newer_refused = self._newer is None
         return self._newer
 
 
-def _parse(source: bytes) -> Optional[ast.Module]:
+def parse_quietly(source: bytes) -> Optional[ast.Module]:
+    """Python's `ast` of `source`, or None where it refuses it (no warnings shown)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SyntaxWarning: not the rules' business
@@ -172,12 +173,17 @@ def _parse(source: bytes) -> Optional[ast.Module]:
 
 # A type parameter list without parentheses (one level of brackets inside: `T: list[int]`).
 _BRACKETED = rb"\[[^\[\]()]*(?:\[[^\[\]()]*\][^\[\]()]*)*\]"
-_TYPE_PARAMETERS = re.compile(rb"\b(def|class)([ \t]+\w+)[ \t]*" + _BRACKETED)
-_TYPE_ALIAS = re.compile(rb"(?m)^([ \t]*)type[ \t]+\w+[ \t]*(?:" + _BRACKETED + rb")?[ \t]*=(?!=)")
-_STRICT_BRACKETED = rb"\[(?=[ \t]*\*{0,2}[A-Za-z_])" + _BRACKETED[2:]
-_STRICT_TYPE_PARAMETERS = re.compile(rb"\b(def|class)([ \t]+\w+)[ \t]*" + _STRICT_BRACKETED)
-_STRICT_TYPE_ALIAS = re.compile(rb"(?m)^([ \t]*)type[ \t]+\w+[ \t]*(?:" + _STRICT_BRACKETED
-                                + rb")?[ \t]*=(?!=)")
+
+
+def _type_syntax(bracketed: bytes) -> "tuple[re.Pattern[bytes], re.Pattern[bytes]]":
+    """(a def's or class's type parameter list, a `type X[...] =` alias), for `bracketed`."""
+    return (re.compile(rb"\b(def|class)([ \t]+\w+)[ \t]*" + bracketed),
+            re.compile(rb"(?m)^([ \t]*)type[ \t]+\w+[ \t]*(?:" + bracketed + rb")?[ \t]*=(?!=)"))
+
+
+_TYPE_SYNTAX = _type_syntax(_BRACKETED)
+# Only a list that begins as type parameters do (`[T`, `[*Ts`, `[**P`).
+_STRICT_TYPE_SYNTAX = _type_syntax(rb"\[(?=[ \t]*\*{0,2}[A-Za-z_])" + _BRACKETED[2:])
 
 
 def without_type_parameters(source: bytes, strict: bool = False) -> bytes:
@@ -188,8 +194,7 @@ def without_type_parameters(source: bytes, strict: bool = False) -> bytes:
     `[**P`), so that what parses after the rewrite was valid 3.12 code before it."""
     if b"[" not in source and b"type" not in source:
         return source
-    parameters, alias = (_STRICT_TYPE_PARAMETERS, _STRICT_TYPE_ALIAS) if strict else \
-        (_TYPE_PARAMETERS, _TYPE_ALIAS)
+    parameters, alias = _STRICT_TYPE_SYNTAX if strict else _TYPE_SYNTAX
     source = parameters.sub(rb"\1\2", source)
     return alias.sub(rb"\1_eqx_type_alias =", source)
 

@@ -68,7 +68,7 @@ class ProjectIndex:
         self._modules: dict[tuple[Path, tuple[str, ...]], Optional[tuple[Path, tuple[str, ...]]]] = {}
         # Files read, keyed by what stat says of them: a dependency shared by many
         # importers is read once per run (and again if it changes on disk).
-        self._texts: dict[Path, tuple[tuple[int, int], Optional[str]]] = {}
+        self._texts: dict[Path, tuple[tuple[int, ...], Optional[str]]] = {}
         self._dependencies: dict[tuple[Path, bytes], list[Path]] = {}
         self._views: dict[Path, tuple[str, bytes]] = {}
         self._direct: dict[Path, tuple[str, list[Path]]] = {}  # imports of one file
@@ -269,8 +269,7 @@ class ProjectIndex:
         except OSError:
             self._stamps[str(path)] = None
             return None
-        stamp = (status.st_mtime_ns, status.st_size)
-        self._stamps[str(path)] = _stat_stamp(status)
+        stamp = self._stamps[str(path)] = _stat_stamp(status)
         known = self._texts.get(path)
         if known is not None and known[0] == stamp:
             return known[1]
