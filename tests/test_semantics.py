@@ -217,3 +217,30 @@ def test_library_constants_and_dtypes_are_not_functions() -> None:
     assert _leaves(source, "bounds") == [("Bounds.low", "python_float"),
                                          ("Bounds.high", "python_float"),
                                          ("Bounds.act", "function")]
+
+
+def test_an_import_rebound_by_a_class_of_the_file_is_the_file_s_class_from_there_on() -> None:
+    semantics = _semantics("""
+        import equinox as eqx
+        from equinox.nn import MLP, Linear
+
+        before = MLP(2, 2, 4, 1, key=key)
+
+        class MLP(eqx.Module):
+            pass
+
+        def build():
+            return MLP()
+
+        after = MLP()
+        layer = Linear(2, 2, key=key)
+        from equinox.nn import MLP
+        again = MLP(2, 2, 4, 1, key=key)
+        """)
+    assert _value_of(semantics, "before").cls == "equinox.nn.MLP"
+    assert _value_of(semantics, "after").cls == "<local>.MLP"
+    assert _value_of(semantics, "layer").cls == "equinox.nn.Linear"
+    assert _value_of(semantics, "again").cls == "equinox.nn.MLP"
+    sites = {semantics.code_of(site.node): site.qualname for site in semantics.calls}
+    assert sites["MLP()"] == "<local>.MLP"  # in build(), which runs after the class exists
+    assert sites["MLP(2, 2, 4, 1, key=key)"] == "equinox.nn.MLP"

@@ -298,6 +298,23 @@ class UnfilteredOptimizerInit(Rule):
             model = eqx.nn.Sequential([eqx.nn.Linear(8, 8, key=key), eqx.nn.Dropout(0.1)])
             opt_state = ox.adam(1e-3).init(keep(model, is_array_like))  # expect: EQX102
         """, "an import after `if True:`, `eqx.filter` and its spec from-imported"),
+        Bad("""
+            import equinox as eqx
+            import jax
+            import optax
+            from .architectures import CNN
+
+            DEFAULT = CNN.with_params(width=32)
+
+            class CNN(eqx.Module):  # this file's own CNN, defined after the import
+                layers: list
+
+                def __init__(self, key):
+                    self.layers = [eqx.nn.Linear(8, 8, key=key), jax.nn.relu]
+
+            model = CNN(jax.random.PRNGKey(0))
+            opt_state = optax.adam(1e-3).init(model)  # expect: EQX102
+        """, "an imported name redefined by a class of the file: the model is the file's CNN"),
     )
     good_examples = (
         Good("""
@@ -435,6 +452,23 @@ class UnfilteredOptimizerInit(Rule):
             optim = optax.adam(1e-3)
             opt_state = optim.init(Net(make_layer()))
         """, "a Callable field given something the code does not show"),
+        Good("""
+            import equinox as eqx
+            import jax
+            import jax.numpy as jnp
+            import optax
+            from equinox.nn import MLP
+
+            class MLP(eqx.Module):  # this file's own MLP: arrays only
+                weight: jax.Array
+
+                def __init__(self, size):
+                    self.weight = jnp.ones(size)
+
+            model = MLP(3)
+            opt_state = optax.adam(1e-3).init(model)
+        """, "`eqx.nn.MLP` imported, then replaced by a class of the file that holds only "
+             "arrays (eqxlint reported `MLP.activation` before)"),
     )
     fix_examples = (
         FixCase("""

@@ -60,6 +60,10 @@ class Semantics:
         # so that rules that treat a cell as its own block can tell where one begins.
         self.cells = cells
         self.imports: dict[str, str] = {}
+        # An imported name that a class or def of the module rebinds after its import:
+        # its module-level bindings from the first such definition on, in order, as
+        # (seq, by a definition). Where a definition is the latest, the name is the file's.
+        self.rebound_imports: dict[str, list[tuple[int, bool]]] = {}
         self.calls: list[CallSite] = []
         self.classes: dict[str, ClassInfo] = {}
         self.functions: set[str] = set()
@@ -101,26 +105,47 @@ class Semantics:
         semantics = cls(module, path, project, cells)
         semantics.text = text
         Collector(semantics).walk(module)
+        if semantics.rebound_imports:
+            # A call site's callee was named while walking, before a later definition
+            # rebinds it: name it again now that every definition is known.
+            for site in semantics.calls:
+                site.qualname = semantics.qualname(
+                    site.node.func, site.seq if site.scope is semantics.module_scope else None)
         return semantics
 
     # -- names ---------------------------------------------------------------
 
-    def qualname(self, node: cst.BaseExpression) -> Optional[str]:
+    def qualname(self, node: cst.BaseExpression, seq: Optional[int] = None) -> Optional[str]:
         """The qualified name an expression refers to through this file's imports.
 
         `eqx.nn.MLP` -> "equinox.nn.MLP"; a class defined in this file -> "<local>.Net";
         a relative import keeps its dots (".model.CNN"); anything else -> None.
+        An imported name that a module-level class or def rebinds later is the file's
+        own from there on: `seq`, for a use in module code, says whether it comes
+        before that (code inside functions runs later: without `seq`, the definition).
         """
         dotted = dotted_name(node)
         if dotted is None:
             return None
         head, _, rest = dotted.partition(".")
         imported = self.imports.get(head)
-        if imported is not None:
+        if imported is not None and not self._defined_here(head, seq):
             return f"{imported}.{rest}" if rest else imported
         if not rest and head in self.classes:
             return LOCAL_PREFIX + head
         return None
+
+    def _defined_here(self, name: str, seq: Optional[int]) -> bool:
+        """Whether an imported `name` means a class or def of the file at a use (`seq`
+        in module code; None: later, from a function): its latest module-level binding
+        before the use is a definition, not an import."""
+        bindings = self.rebound_imports.get(name)
+        if not bindings:
+            return False
+        if seq is None:
+            return bindings[-1][1]
+        before = [by_definition for at, by_definition in bindings if at < seq]
+        return bool(before) and before[-1]
 
     def code_of(self, node: cst.CSTNode) -> str:
         """The source text of a node, as written."""
@@ -202,14 +227,14 @@ class Semantics:
             binding = self.lookup(node.value, scope, seq)
             if binding is not None:
                 return self.infer_binding(binding, depth)
-            qual = self.qualname(node)
+            qual = self.qualname(node, seq if scope is self.module_scope else None)
             if qual is not None:
                 return self._infer_qualified(qual, node, depth)
             return None
         if isinstance(node, cst.Attribute):
             if isinstance(node.value, cst.Name) and node.value.value == "self":
                 return self._infer_self_attribute(node.attr.value, scope, depth)
-            qual = self.qualname(node)
+            qual = self.qualname(node, seq if scope is self.module_scope else None)
             if qual is not None:
                 return self._infer_qualified(qual, node, depth)
             return None
@@ -484,7 +509,7 @@ class Semantics:
             local_def = self.function_named(func.value, scope, seq)
             if local_def is not None:
                 return self.returned_value(local_def, depth)
-        qual = self.qualname(func)
+        qual = self.qualname(func, seq if scope is self.module_scope else None)
         if qual is None:
             return None
         if qual in v.STATE_DICT_LOADERS:

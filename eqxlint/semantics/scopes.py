@@ -261,10 +261,10 @@ class Collector:
             if full is None:
                 continue
             if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                self.sem.imports[alias.asname.name.value] = full
+                self._imported(alias.asname.name.value, full)
             else:
                 head = full.split(".", 1)[0]
-                self.sem.imports[head] = head
+                self._imported(head, head)
 
     def _import_from(self, node: cst.CSTNode) -> None:
         assert isinstance(node, cst.ImportFrom)
@@ -281,7 +281,18 @@ class Collector:
                 continue
             local = alias.asname.name.value if alias.asname is not None and \
                 isinstance(alias.asname.name, cst.Name) else name
-            self.sem.imports[local] = f"{module}.{name}"
+            self._imported(local, f"{module}.{name}")
+
+    def _imported(self, local: str, qualified: str) -> None:
+        self.sem.imports[local] = qualified
+        rebound = self.sem.rebound_imports.get(local)
+        if rebound is not None and self.scope is self.sem.module_scope:
+            rebound.append((self.seq, False))  # imported again: the import's from here on
+
+    def _rebinds_import(self, name: str) -> None:
+        """A module-level class or def named like an import: from here on, the file's."""
+        if self.scope is self.sem.module_scope and name in self.sem.imports:
+            self.sem.rebound_imports.setdefault(name, []).append((self.seq, True))
 
     def _call(self, node: cst.CSTNode) -> None:
         assert isinstance(node, cst.Call)
@@ -303,6 +314,7 @@ class Collector:
     def _function(self, node: cst.CSTNode) -> None:
         assert isinstance(node, cst.FunctionDef)
         self._bind(node.name.value, node.name, None, definition="function", definition_node=node)
+        self._rebinds_import(node.name.value)
         self.sem.function_list.append(node)
         self.sem.function_defs.setdefault(node.name.value, node)
         if self.scope is self.sem.module_scope:
@@ -328,6 +340,7 @@ class Collector:
     def _class(self, node: cst.CSTNode) -> None:
         assert isinstance(node, cst.ClassDef)
         self._bind(node.name.value, node.name, None, definition="class", definition_node=node)
+        self._rebinds_import(node.name.value)
         info = ClassInfo(node.name.value, node, [arg.value for arg in node.bases])
         if self.scope is self.sem.module_scope:
             self.sem.classes[node.name.value] = info
