@@ -136,6 +136,10 @@ print(json.dumps(verdicts))
 def newer_pythons(explicit: list[str]) -> list[str]:
     """Interpreters newer than this one that can be asked (python3.12, python3.13)."""
     if explicit:
+        for interpreter in explicit:  # one that cannot run would answer "refused" to all
+            if shutil.which(interpreter) is None or subprocess.run(
+                    [interpreter, "-c", "pass"], capture_output=True).returncode != 0:
+                raise SystemExit(f"--newer-python {interpreter}: it does not run here")
         return explicit
     found = []
     for minor in range(sys.version_info.minor + 1, 15):

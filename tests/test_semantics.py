@@ -244,3 +244,36 @@ def test_an_import_rebound_by_a_class_of_the_file_is_the_file_s_class_from_there
     sites = {semantics.code_of(site.node): site.qualname for site in semantics.calls}
     assert sites["MLP()"] == "<local>.MLP"  # in build(), which runs after the class exists
     assert sites["MLP(2, 2, 4, 1, key=key)"] == "equinox.nn.MLP"
+
+
+def test_a_name_imported_twice_means_at_each_use_the_import_before_it() -> None:
+    semantics = _semantics("""
+        import equinox as eqx
+        from jaxtyping import Array, Int
+
+        class Model(eqx.Module):
+            index: Int[Array, "n"]
+
+        def later():
+            return Int
+
+        from ._indirection import Int as Int
+        """)
+    annotation = next(node for node in _nodes(semantics.module, cst.Subscript))
+    assert semantics.qualname(annotation.value) == "jaxtyping.Int"
+    returned = next(node for node in _nodes(semantics.module, cst.Return))
+    assert semantics.qualname(returned.value) == "._indirection.Int"  # run after both
+
+
+def _nodes(root: cst.CSTNode, kind: type) -> list:
+    """Every node of `kind` under `root`, in source order."""
+    found = []
+
+    class Finder(cst.CSTVisitor):
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            if isinstance(node, kind):
+                found.append(node)
+            return True
+
+    root.visit(Finder())
+    return found

@@ -177,6 +177,18 @@ class IntegerLeavesTrained(Rule):
 
             opt_state = optax.adam(1e-3).init(filter(Model(i), keep))  # expect: EQX104
         """, "is_array under another name, and no name for is_inexact_array: no fix"),
+        Bad("""
+            import equinox as eqx
+            import optax
+            from jaxtyping import Array, Int
+
+            class Model(eqx.Module):
+                index: Int[Array, "n"]
+
+            opt_state = optax.adam(1e-3).init(eqx.filter(Model(i), eqx.is_array))  # expect: EQX104
+
+            from ._indirection import Int as Int
+        """, "`Int` imported again further down: the field's annotation is read before that"),
     )
     good_examples = (
         Good("""

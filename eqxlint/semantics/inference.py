@@ -16,7 +16,8 @@ import libcst as cst
 
 from eqxlint.knowledge import equinox_nn, optax_transforms
 from eqxlint.semantics import values as v
-from eqxlint.semantics.scopes import Binding, CallSite, ClassInfo, Collector, FieldInfo, Scope
+from eqxlint.semantics.scopes import (Binding, CallSite, ClassInfo, Collector, FieldInfo,
+                                      NamePositions, Scope)
 from eqxlint.semantics.syntax import (argument, dotted_name, keyword_arg, literal_index,
                                       parameters_of, positional_args)
 from eqxlint.semantics.values import Leaf, Value
@@ -60,10 +61,11 @@ class Semantics:
         # so that rules that treat a cell as its own block can tell where one begins.
         self.cells = cells
         self.imports: dict[str, str] = {}
-        # An imported name that a class or def of the module rebinds after its import:
-        # its module-level bindings from the first such definition on, in order, as
-        # (seq, by a definition). Where a definition is the latest, the name is the file's.
-        self.rebound_imports: dict[str, list[tuple[int, bool]]] = {}
+        # An imported name that the module binds again (imported as something else, or
+        # a class or def of the file): its module-level bindings in order, as (seq, the
+        # qualified name imported, or None for a class or def). `imports` holds the last.
+        self.rebound_imports: dict[str, list[tuple[int, Optional[str]]]] = {}
+        self._name_positions: Optional[dict[int, tuple[int, bool]]] = None
         self.calls: list[CallSite] = []
         self.classes: dict[str, ClassInfo] = {}
         self.functions: set[str] = set()
@@ -106,11 +108,10 @@ class Semantics:
         semantics.text = text
         Collector(semantics).walk(module)
         if semantics.rebound_imports:
-            # A call site's callee was named while walking, before a later definition
-            # rebinds it: name it again now that every definition is known.
+            # A call site's callee was named while walking, before all of its name's
+            # bindings were known (a def's body runs after the module's last one).
             for site in semantics.calls:
-                site.qualname = semantics.qualname(
-                    site.node.func, site.seq if site.scope is semantics.module_scope else None)
+                site.qualname = semantics.qualname(site.node.func)
         return semantics
 
     # -- names ---------------------------------------------------------------
@@ -120,32 +121,45 @@ class Semantics:
 
         `eqx.nn.MLP` -> "equinox.nn.MLP"; a class defined in this file -> "<local>.Net";
         a relative import keeps its dots (".model.CNN"); anything else -> None.
-        An imported name that a module-level class or def rebinds later is the file's
-        own from there on: `seq`, for a use in module code, says whether it comes
-        before that (code inside functions runs later: without `seq`, the definition).
+        A name the module binds more than once (imported twice as different things, or
+        imported and then defined by a class or def of the file) means, in module code,
+        its latest binding before the use (`seq`, where the caller knows it), and in a
+        def's body its last binding.
         """
         dotted = dotted_name(node)
         if dotted is None:
             return None
         head, _, rest = dotted.partition(".")
         imported = self.imports.get(head)
-        if imported is not None and not self._defined_here(head, seq):
+        if imported is not None and head in self.rebound_imports:
+            imported = self._binding_at(head, node, seq)
+        if imported is not None:
             return f"{imported}.{rest}" if rest else imported
         if not rest and head in self.classes:
             return LOCAL_PREFIX + head
         return None
 
-    def _defined_here(self, name: str, seq: Optional[int]) -> bool:
-        """Whether an imported `name` means a class or def of the file at a use (`seq`
-        in module code; None: later, from a function): its latest module-level binding
-        before the use is a definition, not an import."""
-        bindings = self.rebound_imports.get(name)
-        if not bindings:
-            return False
+    def _binding_at(self, name: str, node: cst.BaseExpression, seq: Optional[int]
+                    ) -> Optional[str]:
+        """What a use (`node`) of a name bound more than once at module level means: the
+        qualified name imported, or None for a class or def of the file."""
+        history = self.rebound_imports[name]
         if seq is None:
-            return bindings[-1][1]
-        before = [by_definition for at, by_definition in bindings if at < seq]
-        return bool(before) and before[-1]
+            head = node
+            while isinstance(head, cst.Attribute):
+                head = head.value
+            if self._name_positions is None:
+                walk = NamePositions(self, frozenset(self.rebound_imports))
+                walk.walk(self.module)
+                self._name_positions = walk.positions
+            position = self._name_positions.get(id(head))
+            if position is not None and not position[1]:
+                seq = position[0]
+        if seq is None:  # in a def's body, or a node of no known place: the last binding
+            return history[-1][1]
+        before = [qualified for at, qualified in history if at < seq]
+        return before[-1] if before else self.imports.get(name) if history[0][1] is None \
+            else history[0][1]
 
     def code_of(self, node: cst.CSTNode) -> str:
         """The source text of a node, as written."""

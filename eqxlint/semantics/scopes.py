@@ -145,6 +145,8 @@ class Collector:
     def __init__(self, semantics: "Semantics") -> None:
         self.sem = semantics
         self.seq = 0
+        # Each name's first module-level import: (seq, qualified name).
+        self.first_imports: dict[str, tuple[int, str]] = {}
         self.scope = semantics.module_scope
         self.loops: list[int] = []
         self.saved_loops: list[list[int]] = []
@@ -285,14 +287,30 @@ class Collector:
 
     def _imported(self, local: str, qualified: str) -> None:
         self.sem.imports[local] = qualified
-        rebound = self.sem.rebound_imports.get(local)
-        if rebound is not None and self.scope is self.sem.module_scope:
-            rebound.append((self.seq, False))  # imported again: the import's from here on
+        if self.scope is self.sem.module_scope:
+            self._module_binding(local, qualified)
 
     def _rebinds_import(self, name: str) -> None:
         """A module-level class or def named like an import: from here on, the file's."""
         if self.scope is self.sem.module_scope and name in self.sem.imports:
-            self.sem.rebound_imports.setdefault(name, []).append((self.seq, True))
+            self._module_binding(name, None)
+
+    def _module_binding(self, name: str, qualified: Optional[str]) -> None:
+        """An import (`qualified`) or a class or def (None) binding `name` at module level.
+        A name bound once, or imported again as the same thing, needs no history."""
+        history = self.sem.rebound_imports.get(name)
+        if history is not None:
+            if history[-1][1] != qualified or qualified is None:
+                history.append((self.seq, qualified))
+            return
+        first = self.first_imports.get(name)
+        if first is None:
+            if qualified is not None:
+                self.first_imports[name] = (self.seq, qualified)
+            else:  # imported only inside functions so far: the def is the first binding
+                self.sem.rebound_imports[name] = [(self.seq, None)]
+        elif first[1] != qualified or qualified is None:
+            self.sem.rebound_imports[name] = [first, (self.seq, qualified)]
 
     def _call(self, node: cst.CSTNode) -> None:
         assert isinstance(node, cst.Call)
@@ -425,3 +443,32 @@ def annotation_is_static(default: Optional[cst.BaseExpression], semantics: "Sema
         static = keyword_arg(default, "static")
         return isinstance(static, cst.Name) and static.value == "True"
     return False
+
+
+class NamePositions(Collector):
+    """Collector's walk again, numbering the nodes exactly as it does, to learn where
+    each use of some names is: {id(name node): (seq, deferred)}, deferred for a use in a
+    def's or a lambda's body (run later, not where it is written). Walked only for a
+    module that binds an imported name again, which few do."""
+
+    def __init__(self, semantics: "Semantics", names: "set[str] | frozenset[str]") -> None:
+        super().__init__(semantics)
+        self.names = names
+        self.positions: dict[int, tuple[int, bool]] = {}
+        self.handlers = {cst.Name: self._name}
+        self.leave_handlers = {kind: _nothing for kind in self.leave_handlers}
+
+    def _name(self, node: cst.CSTNode) -> None:
+        assert isinstance(node, cst.Name)
+        if node.value in self.names:
+            self.positions[id(node)] = (self.seq, self._deferred(node))
+
+    def _deferred(self, node: cst.CSTNode) -> bool:
+        inner = [*self.stack[1:], node]
+        return any(type(outer) in (cst.FunctionDef, cst.Lambda)
+                   and outer.body is within  # type: ignore[attr-defined]
+                   for outer, within in zip(self.stack, inner))
+
+
+def _nothing(node: cst.CSTNode) -> None:
+    return None
