@@ -277,3 +277,21 @@ def _nodes(root: cst.CSTNode, kind: type) -> list:
 
     root.visit(Finder())
     return found
+
+
+def test_names_rebound_after_the_first_one_asked_about_are_placed_too() -> None:
+    # `field(static=True)` is asked about during the walk, before `Int` is imported again.
+    semantics = _semantics("""
+        import equinox as eqx
+        from jaxtyping import Int
+        from dataclasses import field
+        from equinox import field
+
+        class Model(eqx.Module):
+            index: Int = field(static=True)
+
+        from ._indirection import Int
+        """)
+    index = semantics.classes["Model"].fields["index"]
+    assert index.static
+    assert semantics.qualname(index.annotation) == "jaxtyping.Int"

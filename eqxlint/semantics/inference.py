@@ -66,6 +66,7 @@ class Semantics:
         # qualified name imported, or None for a class or def). `imports` holds the last.
         self.rebound_imports: dict[str, list[tuple[int, Optional[str]]]] = {}
         self._name_positions: Optional[dict[int, tuple[int, bool]]] = None
+        self._walking = False  # while Collector walks, bindings further down are unknown
         self.calls: list[CallSite] = []
         self.classes: dict[str, ClassInfo] = {}
         self.functions: set[str] = set()
@@ -106,7 +107,11 @@ class Semantics:
            cells: tuple[tuple[int, int], ...] = (), text: Optional[str] = None) -> "Semantics":
         semantics = cls(module, path, project, cells)
         semantics.text = text
-        Collector(semantics).walk(module)
+        semantics._walking = True
+        try:
+            Collector(semantics).walk(module)
+        finally:
+            semantics._walking = False
         if semantics.rebound_imports:
             # A call site's callee was named while walking, before all of its name's
             # bindings were known (a def's body runs after the module's last one).
@@ -144,6 +149,8 @@ class Semantics:
         """What a use (`node`) of a name bound more than once at module level means: the
         qualified name imported, or None for a class or def of the file."""
         history = self.rebound_imports[name]
+        if self._walking:  # asked where the walk is: the latest binding is the one before
+            return history[-1][1]
         if seq is None:
             head = node
             while isinstance(head, cst.Attribute):
