@@ -39,7 +39,11 @@ class SyntaxErrorRule(Rule):
         parse the file, at CPython's line and column, as in a notebook's cells. What
         CPython refuses only once it compiles a parsed file (`'return' outside function`,
         `nonlocal x` at module level) is not EQX000: general linters report it (Ruff's
-        F706 and kin). Also EQX000: a file that
+        F706 and kin). Such files are rare (16 of 20,000 generated programs; 8 of
+        CPython's 1,790 `Lib/` files, its tests of `from __future__` errors; none of the
+        corpus), and `compile()` on every file would cost as much again as the parser.
+        Those files are linted as usual.
+        Also EQX000: a file that
         crashes libcst's parser ("could not be parsed"), one that takes longer than its
         time budget or is over 4 million characters ("not analysed"). Valid Python that
         libcst cannot parse is a warning on stderr, not EQX000. Syntax of a newer Python
