@@ -165,8 +165,10 @@ class Semantics:
         if seq is None:  # in a def's body, or a node of no known place: the last binding
             return history[-1][1]
         before = [qualified for at, qualified in history if at < seq]
-        return before[-1] if before else self.imports.get(name) if history[0][1] is None \
-            else history[0][1]
+        if before:
+            return before[-1]
+        # Above every module-level binding: only an import inside a def can bind it there.
+        return self.imports.get(name) if history[0][1] is None else history[0][1]
 
     def code_of(self, node: cst.CSTNode) -> str:
         """The source text of a node, as written."""
