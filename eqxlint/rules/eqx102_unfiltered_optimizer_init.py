@@ -315,6 +315,22 @@ class UnfilteredOptimizerInit(Rule):
             model = CNN(jax.random.PRNGKey(0))
             opt_state = optax.adam(1e-3).init(model)  # expect: EQX102
         """, "an imported name redefined by a class of the file: the model is the file's CNN"),
+        Bad("""
+            import equinox as eqx
+            import jax
+            import jax.numpy as jnp
+            import optax
+
+            class Net(eqx.Module):
+                weight: jax.Array
+
+            class Net(eqx.Module):  # redefined, as a notebook's later cell does
+                weight: jax.Array
+                activation: object = jax.nn.relu
+
+            model = Net(jnp.ones(3))
+            opt_state = optax.adam(1e-3).init(model)  # expect: EQX102
+        """, "a class defined twice: below its last definition, the name means that one"),
     )
     good_examples = (
         Good("""
@@ -469,6 +485,26 @@ class UnfilteredOptimizerInit(Rule):
             opt_state = optax.adam(1e-3).init(model)
         """, "`eqx.nn.MLP` imported, then replaced by a class of the file that holds only "
              "arrays (eqxlint reported `MLP.activation` before)"),
+        Good("""
+            import equinox as eqx
+            import jax
+            import jax.numpy as jnp
+            import optax
+
+            class Net(eqx.Module):  # the first version: arrays only
+                weight: jax.Array
+
+            model = Net(jnp.ones(3))
+            opt_state = optax.adam(1e-3).init(model)
+
+            class Net(eqx.Module):  # redefined further down, as a notebook's later cell does
+                weight: jax.Array
+                activation: object = jax.nn.relu
+
+            model = Net(jnp.ones(3))
+            opt_state = optax.adam(1e-3).init(eqx.filter(model, eqx.is_array))
+        """, "a class defined twice: the first `init` is given the first version, all arrays "
+             "(eqxlint reported the second version's `activation` there)"),
     )
     fix_examples = (
         FixCase("""

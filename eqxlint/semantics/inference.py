@@ -68,7 +68,8 @@ class Semantics:
         self._name_positions: Optional[dict[int, tuple[int, bool]]] = None
         self._walking = False  # while Collector walks, bindings further down are unknown
         self.calls: list[CallSite] = []
-        self.classes: dict[str, ClassInfo] = {}
+        self.classes: dict[str, ClassInfo] = {}  # the last module-level class of a name
+        self.redefined_classes: set[str] = set()  # module-level classes defined twice or more
         self.functions: set[str] = set()
         # Every def in the file by name (the first one, where a name is reused). Rules
         # that resolve a name use `function_named` (the def its scope sees) instead.
@@ -489,6 +490,9 @@ class Semantics:
             if inner == "equinox.nn.make_with_state":
                 cls_node = argument(func, 0, "model_class")
                 cls = self.qualname(cls_node) if cls_node is not None else None
+                if cls is not None and cls.startswith(LOCAL_PREFIX) \
+                        and not self._means_last_class(cls_node, scope, seq):
+                    cls = None
                 module = self._class_value(cls, call, depth) if cls is not None else None
                 return Value("tuple", call, elements=(module, Value("state", call)))
             if inner == "optax.inject_hyperparams":
@@ -595,6 +599,8 @@ class Semantics:
                 return Value("module", call, cls=qual, site=self)
             return None
         if qual.startswith(LOCAL_PREFIX):
+            if not self._means_last_class(func, scope, seq):
+                return None
             return self._class_value(qual, call, depth)
         if qual.startswith("optax."):
             return self._infer_optax(qual[len("optax."):], call, scope, seq, depth)
@@ -725,6 +731,20 @@ class Semantics:
             return None
         owner = value.owner or self
         return owner.class_ref(value.cls)
+
+    def _means_last_class(self, node: Optional[cst.BaseExpression], scope: Scope, seq: int
+                          ) -> bool:
+        """Whether a class name of the file, used at (`scope`, `seq`), means the class that
+        `classes` holds: its last module-level definition. Module code above a later
+        definition means an earlier one (a notebook redefines its classes cell by cell),
+        which `classes` has not kept: nothing is inferred there. A def's body runs once
+        the module has run: the last."""
+        if not isinstance(node, cst.Name) or node.value not in self.redefined_classes \
+                or scope is not self.module_scope:
+            return True
+        binding = self.lookup(node.value, scope, seq)
+        return binding is not None and \
+            binding.definition_node is self.classes[node.value].node
 
     def _class_value(self, qual: str, call: Optional[cst.Call], depth: int) -> Optional[Value]:
         """A module value of class `qual` (an equinox.nn layer or a project class)."""

@@ -361,6 +361,8 @@ class Collector:
         self._rebinds_import(node.name.value)
         info = ClassInfo(node.name.value, node, [arg.value for arg in node.bases])
         if self.scope is self.sem.module_scope:
+            if node.name.value in self.sem.classes:
+                self.sem.redefined_classes.add(node.name.value)
             self.sem.classes[node.name.value] = info
         scope = self._push_scope("class", node)
         scope.class_info = info
