@@ -137,8 +137,7 @@ def newer_pythons(explicit: list[str]) -> list[str]:
     """Interpreters newer than this one that can be asked (python3.12, python3.13)."""
     if explicit:
         for interpreter in explicit:  # one that cannot run would answer "refused" to all
-            if shutil.which(interpreter) is None or subprocess.run(
-                    [interpreter, "-c", "pass"], capture_output=True).returncode != 0:
+            if not _runs(interpreter):
                 raise SystemExit(f"--newer-python {interpreter}: it does not run here")
         return explicit
     found = []
@@ -146,11 +145,16 @@ def newer_pythons(explicit: list[str]) -> list[str]:
         for candidate in (shutil.which(f"python3.{minor}"),
                           *Path.home().glob(f".pyenv/versions/3.{minor}.*/bin/python3.{minor}"),
                           *Path("/usr/bin").glob(f"python3.{minor}")):
-            if candidate and subprocess.run([str(candidate), "-c", "pass"],
-                                            capture_output=True).returncode == 0:
+            if candidate and _runs(str(candidate)):
                 found.append(str(candidate))
                 break
     return found
+
+
+def _runs(interpreter: str) -> bool:
+    """Whether `interpreter` runs here (a pyenv shim of a version not selected does not)."""
+    return shutil.which(interpreter) is not None and subprocess.run(
+        [interpreter, "-c", "pass"], capture_output=True).returncode == 0
 
 
 def ask(interpreter: str, program: str, paths: list[Path]) -> dict[Path, bool]:

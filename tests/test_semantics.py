@@ -8,6 +8,7 @@ from eqxlint.linter import Settings, fix_text
 from eqxlint.rules import all_rules
 from eqxlint.rules.base import dedent
 from eqxlint.semantics import Semantics, Value
+from eqxlint.semantics.syntax import descendants
 
 
 def _semantics(source: str) -> Semantics:
@@ -259,24 +260,10 @@ def test_a_name_imported_twice_means_at_each_use_the_import_before_it() -> None:
 
         from ._indirection import Int as Int
         """)
-    annotation = next(node for node in _nodes(semantics.module, cst.Subscript))
+    annotation = descendants(semantics.module, cst.Subscript)[0]
     assert semantics.qualname(annotation.value) == "jaxtyping.Int"
-    returned = next(node for node in _nodes(semantics.module, cst.Return))
+    returned = descendants(semantics.module, cst.Return)[0]
     assert semantics.qualname(returned.value) == "._indirection.Int"  # run after both
-
-
-def _nodes(root: cst.CSTNode, kind: type) -> list:
-    """Every node of `kind` under `root`, in source order."""
-    found = []
-
-    class Finder(cst.CSTVisitor):
-        def on_visit(self, node: cst.CSTNode) -> bool:
-            if isinstance(node, kind):
-                found.append(node)
-            return True
-
-    root.visit(Finder())
-    return found
 
 
 def test_names_rebound_after_the_first_one_asked_about_are_placed_too() -> None:
